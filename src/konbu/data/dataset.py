@@ -1,0 +1,104 @@
+"""The `Dataset`: one split of an image-classification dataset, held as tensors in memory.
+
+Images are uint8 `[N, C, H, W]` and labels int64 `[N]`: it is faster to keep and slice uint8 data
+and convert per batch on the device than to hold a float copy (4x the memory, 4x the copy).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset declares about itself: shown by `konbu datasets`, saved into each run."""
+
+    name: str
+    classes: tuple            # class names, index = label
+    image_shape: tuple        # (C, H, W)
+    split_sizes: dict         # {"train": n, "test": n}
+    source: str               # where the data comes from (tutorial / paper / URL)
+    citation: str = ""
+    description: str = ""
+    ink: str = ""             # "mnist": white ink on black, digit fitted in a box and centred by
+                              # mass; predict() normalises a user's photo the same way
+    ink_box: int = 0          # with ink="mnist": side of the box the ink is fitted into (20 of 28)
+
+
+@dataclass
+class Dataset:
+    """One split: `images` uint8 [N, C, H, W], `labels` int64 [N], plus the dataset's info."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    info: DatasetInfo
+    split: str
+    mean: tuple = field(default=())   # per channel, of the *train* split, in [0, 1]
+    std: tuple = field(default=())
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise TypeError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise TypeError(f"labels must be int64 [N], got {self.labels.dtype} {tuple(self.labels.shape)}")
+
+    def __len__(self):
+        return self.images.shape[0]
+
+    @property
+    def name(self):
+        return self.info.name
+
+    @property
+    def classes(self):
+        return self.info.classes
+
+    @property
+    def num_classes(self):
+        return len(self.info.classes)
+
+    @property
+    def image_shape(self):
+        return tuple(self.images.shape[1:])
+
+    def subset(self, index, split=None) -> "Dataset":
+        index = torch.as_tensor(index, dtype=torch.long)
+        return Dataset(self.images[index], self.labels[index], self.info, split or self.split, self.mean, self.std)
+
+
+def channel_stats(images: torch.Tensor):
+    """Per-channel mean and std of uint8 images, in [0, 1] units (what Normalize expects)."""
+    x = images.to(torch.float64).div_(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3))
+    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+
+def stratified_split(labels, fraction: float, seed: int):
+    """Indices (keep, held_out): `fraction` of each class held out, chosen by a seeded shuffle.
+
+    numpy's legacy `RandomState` is used on purpose: its stream is frozen (NEP 19), so a split made
+    today is the same split on any later numpy, which torch.randperm does not promise.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"a split fraction must be in [0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    keep, held = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_held = int(round(len(idx) * fraction))
+        held.append(idx[:n_held])
+        keep.append(idx[n_held:])
+    keep, held = np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+    return torch.from_numpy(keep), torch.from_numpy(held)
+
+
+def validation_split(train: Dataset, fraction: float, seed: int):
+    """(train, validation) from a train split; the test split is never touched."""
+    keep, held = stratified_split(train.labels.numpy(), fraction, seed)
+    return train.subset(keep, "train"), train.subset(held, "validation")

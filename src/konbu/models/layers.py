@@ -1,0 +1,212 @@
+"""The layer vocabulary of a model spec, and how each entry becomes a torch module.
+
+A spec is a list of dicts, like a Keras `Sequential`:
+
+    [{"type": "conv2d", "filters": 32, "kernel_size": 3, "activation": "relu"},
+     {"type": "maxpool2d", "pool_size": 2},
+     {"type": "flatten"},
+     {"type": "dense", "units": "classes"}]          # "classes": the dataset's number of classes
+
+Each builder gets the entry's fields and the incoming shape `(C, H, W)` (or `(features,)` after
+flatten) and returns `(module, output_shape)`. Tracing the shape while building is what lets a
+dense layer know its input size, and lets a bad spec fail with the layer's name and position.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ModelSpecError, ShapeError
+
+# name -> (module factory, Keras type name for the summary's "Layer (type)" column)
+ACTIVATIONS = {
+    "relu": (lambda: nn.ReLU(inplace=True), "ReLU"),   # in place: saves a tensor per layer, faster on CPU
+    "tanh": (nn.Tanh, "Tanh"),
+    "sigmoid": (nn.Sigmoid, "Sigmoid"),
+    "elu": (nn.ELU, "ELU"),
+    "gelu": (nn.GELU, "GELU"),
+    "leaky_relu": (lambda: nn.LeakyReLU(0.2), "LeakyReLU"),  # Keras' default slope
+    "softmax": (None, None),   # the output layer's softmax is applied by the loss and by predict()
+    "linear": (None, None),
+}
+
+# type -> (Keras-like layer name, Keras class name, allowed fields)
+LAYER_TYPES = {
+    "conv2d": ("conv2d", "Conv2D", {"filters", "kernel_size", "strides", "padding", "activation", "use_bias"}),
+    "maxpool2d": ("max_pooling2d", "MaxPooling2D", {"pool_size", "strides", "padding"}),
+    "avgpool2d": ("average_pooling2d", "AveragePooling2D", {"pool_size", "strides", "padding"}),
+    "flatten": ("flatten", "Flatten", set()),
+    "dense": ("dense", "Dense", {"units", "activation", "use_bias"}),
+    "dropout": ("dropout", "Dropout", {"rate"}),
+    "batchnorm": ("batch_normalization", "BatchNormalization", {"momentum", "epsilon"}),
+    "activation": ("activation", "Activation", {"activation"}),
+}
+REQUIRED = {"conv2d": {"filters", "kernel_size"}, "maxpool2d": set(), "avgpool2d": set(), "flatten": set(),
+            "dense": {"units"}, "dropout": {"rate"}, "batchnorm": set(), "activation": {"activation"}}
+
+
+class SamePadConv2d(nn.Conv2d):
+    """Conv2d with Keras' `padding="same"` for any stride: output size ceil(in / stride), the odd
+    pixel of padding going right/bottom as TensorFlow does. Stride 1 uses torch's own 'same'."""
+
+    def __init__(self, *args, same_pad=(0, 0, 0, 0), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.same_pad = same_pad  # (left, right, top, bottom)
+
+    def forward(self, x):
+        return super().forward(F.pad(x, self.same_pad))
+
+
+def _pair(value, layer, field):
+    if isinstance(value, int) and value > 0:
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return tuple(value)
+    raise ModelSpecError(f"{layer}: `{field}` must be a positive int or a pair of them, got {value!r}")
+
+
+def _padding(entry, layer):
+    padding = entry.get("padding", "valid")
+    if padding not in ("valid", "same"):
+        raise ModelSpecError(f"{layer}: `padding` must be 'valid' or 'same', got {padding!r}")
+    return padding
+
+
+def _same_pad(size, kernel, stride):
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _spatial(shape, layer):
+    if len(shape) != 3:
+        raise ModelSpecError(f"{layer}: needs an image input (C, H, W), but gets flat features {shape}; "
+                             "put it before `flatten`")
+    return shape
+
+
+def _check_size(out_h, out_w, layer, in_shape):
+    if out_h < 1 or out_w < 1:
+        raise ShapeError(f"{layer}: input {tuple(in_shape)} shrinks to {out_h}x{out_w}; the image is too small "
+                         "for this many conv/pool layers. Use padding 'same', fewer layers, or a larger image size.")
+
+
+def build_conv2d(entry, shape, layer):
+    channels, height, width = _spatial(shape, layer)
+    filters = entry["filters"]
+    if not isinstance(filters, int) or filters < 1:
+        raise ModelSpecError(f"{layer}: `filters` must be a positive int, got {filters!r}")
+    kernel = _pair(entry["kernel_size"], layer, "kernel_size")
+    stride = _pair(entry.get("strides", 1), layer, "strides")
+    bias = bool(entry.get("use_bias", True))
+    if _padding(entry, layer) == "same":
+        out_h, out_w = math.ceil(height / stride[0]), math.ceil(width / stride[1])
+        if stride == (1, 1):
+            module = nn.Conv2d(channels, filters, kernel, stride, padding="same", bias=bias)
+        else:
+            top, bottom = _same_pad(height, kernel[0], stride[0])
+            left, right = _same_pad(width, kernel[1], stride[1])
+            module = SamePadConv2d(channels, filters, kernel, stride, bias=bias, same_pad=(left, right, top, bottom))
+    else:
+        out_h, out_w = (height - kernel[0]) // stride[0] + 1, (width - kernel[1]) // stride[1] + 1
+        module = nn.Conv2d(channels, filters, kernel, stride, bias=bias)
+    _check_size(out_h, out_w, layer, shape)
+    return module, (filters, out_h, out_w)
+
+
+def _build_pool(pool_class):
+    def build(entry, shape, layer):
+        channels, height, width = _spatial(shape, layer)
+        pool = _pair(entry.get("pool_size", 2), layer, "pool_size")
+        stride = _pair(entry.get("strides") or pool, layer, "strides")
+        if _padding(entry, layer) == "same":
+            if stride != pool:
+                raise ModelSpecError(f"{layer}: padding 'same' is supported for pools whose strides equal "
+                                     f"pool_size, got pool_size {pool} and strides {stride}")
+            # Keras 'same' pads the far edge; ceil_mode gives the same windows without a pad op
+            module = pool_class(pool, stride, ceil_mode=True)
+            out_h, out_w = math.ceil(height / stride[0]), math.ceil(width / stride[1])
+        else:
+            module = pool_class(pool, stride)
+            out_h, out_w = (height - pool[0]) // stride[0] + 1, (width - pool[1]) // stride[1] + 1
+        _check_size(out_h, out_w, layer, shape)
+        return module, (channels, out_h, out_w)
+    return build
+
+
+def build_flatten(entry, shape, layer):
+    return nn.Flatten(), (math.prod(shape),)
+
+
+def build_dense(entry, shape, layer):
+    if len(shape) != 1:
+        raise ModelSpecError(f"{layer}: dense needs flat features but gets {shape}; put a `flatten` before it")
+    units = entry["units"]
+    if not isinstance(units, int) or units < 1:
+        raise ModelSpecError(f"{layer}: `units` must be a positive int or \"classes\", got {units!r}")
+    return nn.Linear(shape[0], units, bias=bool(entry.get("use_bias", True))), (units,)
+
+
+def build_dropout(entry, shape, layer):
+    rate = entry["rate"]
+    if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ModelSpecError(f"{layer}: `rate` must be a number in [0, 1), got {rate!r}")
+    return nn.Dropout(float(rate)), shape
+
+
+def build_batchnorm(entry, shape, layer):
+    # Keras momentum 0.99 means running = 0.99 * running + 0.01 * batch; torch counts the other way
+    momentum = 1.0 - float(entry.get("momentum", 0.99))
+    eps = float(entry.get("epsilon", 1e-3))
+    norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    return norm(shape[0], eps=eps, momentum=momentum), shape
+
+
+def build_activation(entry, shape, layer):
+    return activation_module(entry["activation"], layer) or nn.Identity(), shape
+
+
+def activation_module(name, layer):
+    if name is None:
+        return None
+    if name not in ACTIVATIONS:
+        raise ModelSpecError(f"{layer}: unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
+    factory = ACTIVATIONS[name][0]
+    return factory() if factory else None
+
+
+BUILDERS = {
+    "conv2d": build_conv2d,
+    "maxpool2d": _build_pool(nn.MaxPool2d),
+    "avgpool2d": _build_pool(nn.AvgPool2d),
+    "flatten": build_flatten,
+    "dense": build_dense,
+    "dropout": build_dropout,
+    "batchnorm": build_batchnorm,
+    "activation": build_activation,
+}
+
+
+@torch.no_grad()
+def init_tf(model: nn.Module):
+    """TensorFlow 'Deep MNIST for experts' init: weights ~ truncated normal(std 0.1), biases 0.1."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(module.weight, std=0.1, a=-0.2, b=0.2)
+            if module.bias is not None:
+                nn.init.constant_(module.bias, 0.1)
+
+
+@torch.no_grad()
+def init_zeros(model: nn.Module):
+    """Every weight and bias zero: all units of a layer stay identical (no symmetry breaking)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+# name -> function applied after building; "default" keeps PyTorch's own (Kaiming-uniform) init
+INITS = {"default": lambda model: None, "tf": init_tf, "zeros": init_zeros}

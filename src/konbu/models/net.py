@@ -1,0 +1,113 @@
+"""Build a layer spec into a `Net`: an `nn.Sequential` of two parts, `features` and `head`.
+
+`features` holds everything before the first `flatten` (the conv part: feature maps index it),
+`head` the rest (fine-tuning swaps it). Modules get Keras-like names (conv2d, conv2d_1,
+max_pooling2d, dense ...) so `konbu summary` reads like the tutorials' `model.summary()`; an
+activation written inside a layer entry becomes its own module named after its owner
+(`conv2d_relu`), so the picture "after conv" and "after ReLU" can both be taken.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from ..errors import ModelSpecError
+from .layers import BUILDERS, INITS, LAYER_TYPES, REQUIRED, activation_module
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One row of the summary: a spec entry and the module names that implement it."""
+
+    name: str        # Keras-like: conv2d_1
+    type: str        # Keras class name: Conv2D
+    modules: tuple   # ("conv2d_1", "conv2d_1_relu"): the layer, then its activation if any
+    part: str        # "features" or "head"
+
+
+class Net(nn.Sequential):
+    """`features` then `head`; `layers` lists the spec's layers in order with their module names."""
+
+    def __init__(self, features: nn.Sequential, head: nn.Sequential, layers, spec, input_shape, num_classes):
+        super().__init__(OrderedDict(features=features, head=head))
+        self.layers = list(layers)
+        self.spec = spec                     # the resolved layer list this net was built from
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+
+    def module_named(self, name: str) -> nn.Module:
+        for part in (self.features, self.head):
+            if name in part._modules:
+                return part._modules[name]
+        raise KeyError(name)
+
+
+def _describe(index, entry):
+    kind = entry.get("type", "?") if isinstance(entry, dict) else "?"
+    return f"layer {index} ({kind})"
+
+
+def _check_entry(index, entry):
+    where = _describe(index, entry)
+    if not isinstance(entry, dict):
+        raise ModelSpecError(f"{where}: each layer must be a mapping like {{type: conv2d, filters: 32}}, got {entry!r}")
+    kind = entry.get("type")
+    if kind not in LAYER_TYPES:
+        raise ModelSpecError(f"{where}: unknown layer type {kind!r}; expected one of {', '.join(LAYER_TYPES)}")
+    allowed = LAYER_TYPES[kind][2] | {"type", "name"}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ModelSpecError(f"{where}: unknown field `{unknown[0]}`; a {kind} layer takes "
+                             f"{', '.join(sorted(LAYER_TYPES[kind][2])) or 'no fields'}")
+    missing = sorted(REQUIRED[kind] - set(entry))
+    if missing:
+        raise ModelSpecError(f"{where}: missing field `{missing[0]}` (a {kind} layer needs "
+                             f"{', '.join(sorted(REQUIRED[kind]))})")
+
+
+def resolve(spec, num_classes: int):
+    """Copy of the layer list with `units: classes` replaced by the class count."""
+    if not isinstance(spec, (list, tuple)) or not spec:
+        raise ModelSpecError(f"a model spec is a non-empty list of layers, got {type(spec).__name__}")
+    resolved = []
+    for index, entry in enumerate(spec):
+        _check_entry(index, entry)
+        entry = dict(entry)
+        if entry.get("units") == "classes":
+            entry["units"] = num_classes
+        resolved.append(entry)
+    return resolved
+
+
+def build_net(spec, input_shape, num_classes: int, init: str = "default") -> Net:
+    """Build a spec for images of `input_shape` (C, H, W) and `num_classes` outputs (logits)."""
+    if init not in INITS:
+        raise ModelSpecError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+    spec = resolve(spec, num_classes)
+    parts = {"features": OrderedDict(), "head": OrderedDict()}
+    layers, counters = [], {}
+    part, shape = "features", tuple(input_shape)
+    for index, entry in enumerate(spec):
+        base, keras_type, _ = LAYER_TYPES[entry["type"]]
+        count = counters.get(base, 0)
+        counters[base] = count + 1
+        name = entry.get("name") or (base if count == 0 else f"{base}_{count}")
+        if name in parts["features"] or name in parts["head"]:
+            raise ModelSpecError(f"{_describe(index, entry)}: the name {name!r} is used twice")
+        if entry["type"] == "flatten":
+            part = "head"
+        module, shape = BUILDERS[entry["type"]](entry, shape, f"{_describe(index, entry)} {name!r}")
+        parts[part][name] = module
+        names = [name]
+        activation = activation_module(entry.get("activation"), _describe(index, entry)) if entry["type"] != "activation" else None
+        if activation is not None:
+            parts[part][f"{name}_{entry['activation']}"] = activation
+            names.append(f"{name}_{entry['activation']}")
+        layers.append(Layer(name, keras_type, tuple(names), part))
+    if shape != (num_classes,):
+        raise ModelSpecError(f"the last layer outputs shape {shape}, but the dataset has {num_classes} classes; "
+                             "end the spec with {type: dense, units: classes}")
+    net = Net(nn.Sequential(parts["features"]), nn.Sequential(parts["head"]), layers, spec, input_shape, num_classes)
+    INITS[init](net)
+    return net

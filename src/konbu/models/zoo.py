@@ -1,0 +1,90 @@
+"""The seed architectures of the tutorials konbu's users learned from, as layer lists.
+
+Each one is the tutorial's model with the input shape and class count left open: `konbu train`
+fits it to the dataset (channels, image size, classes). Dense(classes) is the output layer; the
+softmax of the tutorials is applied by the loss (cross-entropy on logits, numerically safer) and by
+predict().
+"""
+
+from ._registry import register_model
+
+
+def conv(filters, kernel_size, padding="valid", activation="relu"):
+    return {"type": "conv2d", "filters": filters, "kernel_size": kernel_size, "padding": padding,
+            "activation": activation}
+
+
+def pool(size=2, strides=None):
+    entry = {"type": "maxpool2d", "pool_size": size}
+    if strides:
+        entry["strides"] = strides
+    return entry
+
+
+def dense(units, activation=None):
+    entry = {"type": "dense", "units": units}
+    if activation:
+        entry["activation"] = activation
+    return entry
+
+
+def dropout(rate):
+    return {"type": "dropout", "rate": rate}
+
+
+FLATTEN = {"type": "flatten"}
+OUTPUT = dense("classes")
+
+register_model(
+    "softmax", [FLATTEN, OUTPUT],
+    source='TensorFlow tutorial "MNIST for ML beginners" (softmax regression)',
+    description="one dense layer on the raw pixels: about 91-92% on MNIST")
+
+register_model(
+    "mlp", [FLATTEN, dense(512, "relu"), OUTPUT],
+    source="F. Chollet, Deep Learning with Python, ch. 2 (first network)",
+    description="a dense layer of 512 on the flattened image")
+
+register_model(
+    "deep-mnist",
+    [conv(32, 5, "same"), pool(2), conv(64, 5, "same"), pool(2),
+     FLATTEN, dense(1024, "relu"), dropout(0.5), OUTPUT],
+    source='TensorFlow tutorial "Deep MNIST for experts"',
+    description="two 5x5 conv layers, dense 1,024, dropout 0.5: about 99.2% on MNIST (--init tf for its init)")
+
+register_model(
+    "chollet-mnist",
+    [conv(32, 3), pool(2), conv(64, 3), pool(2), conv(64, 3),
+     FLATTEN, dense(64, "relu"), OUTPUT],
+    source="F. Chollet, Deep Learning with Python, 5.1 (introduction to convnets)",
+    description="three 3x3 conv layers (32, 64, 64): 99.15% on MNIST in the book")
+
+register_model(
+    "tfjs-mnist",
+    [conv(16, 3), pool(2, 2), conv(32, 3), pool(2, 2), conv(32, 3),
+     FLATTEN, dense(64, "relu"), OUTPUT],
+    source="TensorFlow.js MNIST example (tfjs-examples/mnist)",
+    description="three 3x3 conv layers (16, 32, 32), the in-browser demo's model")
+
+register_model(
+    "lenet",
+    [conv(20, 5, "same"), pool(2, 2), conv(50, 5, "same"), pool(2, 2),
+     FLATTEN, dense(500, "relu"), OUTPUT],
+    source="A. Gulli, S. Pal, Deep Learning with Keras, ch. 3 (LeNet)",
+    description="LeNet as the book builds it in Keras")
+
+register_model(
+    "cifar10-net",
+    [conv(32, 3, "same"), pool(2), dropout(0.25),
+     FLATTEN, dense(512, "relu"), dropout(0.5), OUTPUT],
+    source="A. Gulli, S. Pal, Deep Learning with Keras, ch. 3 (CIFAR-10, first net)",
+    description="one conv layer: about 73% on CIFAR-10 in the book", input_shape=(3, 32, 32))
+
+register_model(
+    "cifar10-deep",
+    [conv(32, 3, "same"), conv(32, 3), pool(2), dropout(0.25),
+     conv(64, 3, "same"), conv(64, 3), pool(2), dropout(0.25),
+     FLATTEN, dense(512, "relu"), dropout(0.5), OUTPUT],
+    source="A. Gulli, S. Pal, Deep Learning with Keras, ch. 3 (CIFAR-10, deeper net)",
+    description="four conv layers: about 76% on CIFAR-10 in the book, 78% with augmentation",
+    input_shape=(3, 32, 32))

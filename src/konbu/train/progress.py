@@ -1,0 +1,63 @@
+"""The terminal view of training: a rich progress bar per epoch (ETA, running loss/accuracy) and
+a table row per epoch (train loss/acc, validation loss/acc, seconds, images/s)."""
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .events import Event
+
+REFRESH_EVERY = 10  # batches between running-loss updates: each one reads the loss off the device
+
+
+class ProgressPrinter:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console()
+        self.progress = None
+        self.task = None
+
+    def __call__(self, event: Event):
+        getattr(self, f"on_{event.kind}")(event.data)
+
+    def on_start(self, data):
+        config = data["config"]
+        self.epochs = data["epochs"]
+        self.has_val = data["n_val"] > 0
+        self.console.print(
+            f"[bold]konbu train[/] {config['model']} on {config['dataset']}: {data['n_train']:,} train, "
+            f"{data['n_val']:,} validation images; {data['device']} ({data['precision']}), "
+            f"batch {config['batch_size']}, {config['optimizer']}, {self.epochs} epochs")
+        self.console.print(f"run directory: {data['run_dir']}", highlight=False)
+        header = f"{'epoch':>5}  {'loss':>7}  {'acc':>7}"
+        if self.has_val:
+            header += f"  {'val_loss':>8}  {'val_acc':>7}"
+        self.console.print(header + f"  {'seconds':>7}  {'images/s':>8}", style="bold")
+
+    def on_batch(self, data):
+        if not self.console.is_terminal:  # logs and pipes get the epoch rows only
+            return
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[running]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=data["batches"], epoch=data["epoch"],
+                                               epochs=self.epochs, running="")
+        fields = {}
+        if data["batch"] % REFRESH_EVERY == 0 or data["batch"] == data["batches"]:
+            seen = data["seen"]
+            fields["running"] = f"loss {float(data['loss_sum']) / seen:.4f}  acc {float(data['correct']) / seen:.3f}"
+        self.progress.update(self.task, completed=data["batch"], **fields)
+
+    def on_epoch(self, data):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        r = data["record"]
+        row = f"{r['epoch']:>5}  {r['train_loss']:>7.4f}  {r['train_accuracy']:>7.4f}"
+        if self.has_val:
+            row += f"  {r['val_loss']:>8.4f}  {r['val_accuracy']:>7.4f}"
+        self.console.print(row + f"  {r['seconds']:>7.2f}  {r['images_per_second']:>8,.0f}", highlight=False)
+
+    def on_end(self, data):
+        pass

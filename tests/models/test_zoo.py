@@ -1,0 +1,63 @@
+"""Every zoo model builds, runs forward and backward on its dataset's shape, without NaN."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from konbu.models import build_model, get_model_entry, list_models
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("init", ["default", "tf"])
+def test_forward_backward(name, init):
+    entry = get_model_entry(name)
+    torch.manual_seed(0)
+    net = build_model(name, entry.input_shape, entry.num_classes, init=init)
+    x = torch.randn(4, *entry.input_shape)
+    out = net(x)
+    assert out.shape == (4, entry.num_classes)
+    loss = F.cross_entropy(out, torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    assert entry.source
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_adapts_to_other_datasets(name):
+    # the 8x8 digits are too small for the deeper nets: those must say so, not crash
+    from konbu.errors import ShapeError
+    try:
+        net = build_model(name, (1, 8, 8), 10)
+    except ShapeError as error:
+        assert "too small" in str(error)
+        return
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_features_and_head():
+    net = build_model("chollet-mnist", (1, 28, 28), 10)
+    assert list(net.features._modules)[:3] == ["conv2d", "conv2d_relu", "max_pooling2d"]
+    assert list(net.head._modules)[0] == "flatten"
+    assert net.features(torch.zeros(1, 1, 28, 28)).shape == (1, 64, 3, 3)
+    assert sum(p.numel() for p in net.features.parameters()) == 55744
+
+
+def test_tf_init_is_truncated_normal_with_bias_point_one():
+    torch.manual_seed(0)
+    net = build_model("deep-mnist", (1, 28, 28), 10, init="tf")
+    weight = net.head.dense.weight
+    assert abs(weight.std().item() - 0.088) < 0.01           # std of N(0, 0.1) truncated at 2 sigma
+    assert weight.abs().max().item() <= 0.2
+    assert torch.all(net.features.conv2d.bias == 0.1)
+
+
+def test_zeros_init_keeps_units_identical():
+    net = build_model("mlp", (1, 28, 28), 10, init="zeros")
+    assert all(torch.count_nonzero(p) == 0 for p in net.parameters())
+
+
+def test_unknown_model_lists_the_zoo():
+    from konbu.errors import UnknownNameError
+    with pytest.raises(UnknownNameError, match="chollet-mnist"):
+        build_model("resnet-9000")

@@ -1,0 +1,87 @@
+"""Run.load, run.predict and run.evaluate: the run directory as the one contract."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+import konbu
+from konbu.data import load_dataset
+from konbu.errors import RunDirectoryError
+from konbu.runs import Run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "chollet"
+    return konbu.fit(model="chollet-mnist", epochs=4, threads=2, out=str(out), quiet=True)
+
+
+def render_as_photo(digit: np.ndarray, seed: int) -> Image.Image:
+    """A 28x28 MNIST digit as a user would photograph it: dark ink on light, uneven paper,
+    4x larger, off-centre in a wider frame, slightly blurred and noisy."""
+    rng = np.random.default_rng(seed)
+    ink = Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC)
+    height, width = 180, 240
+    paper = np.linspace(205, 235, width)[None, :].repeat(height, 0) + rng.normal(0, 3, (height, width))
+    canvas = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
+    top, left = int(rng.integers(5, height - 117)), int(rng.integers(5, width - 117))
+    region = np.asarray(canvas.crop((left, top, left + 112, top + 112)), dtype=np.float64)
+    darkened = region * np.asarray(ink, dtype=np.float64) / 255   # ink multiplies the paper, like a pen
+    canvas.paste(Image.fromarray(darkened.astype(np.uint8)), (left, top))
+    return canvas.filter(ImageFilter.GaussianBlur(0.8))
+
+
+def test_load_reproduces_the_saved_accuracy(run):
+    loaded = Run.load(run.path)
+    assert loaded.evaluate()["accuracy"] == pytest.approx(run.info["final"]["test_accuracy"], abs=1e-9)
+    assert loaded.classes == [str(d) for d in range(10)]
+
+
+def test_a_copied_run_directory_works_elsewhere(run, tmp_path):
+    copy = shutil.copytree(run.path, tmp_path / "elsewhere")
+    assert Run.load(copy).evaluate()["accuracy"] == pytest.approx(run.info["final"]["test_accuracy"], abs=1e-9)
+
+
+def test_photos_of_test_digits_are_predicted_like_the_originals(run, tmp_path):
+    test = load_dataset("mnist-sample", "test")
+    originals, photos = [], []
+    for i in range(0, 1000, 25):                                    # 40 digits, 4 of each class
+        digit = test.images[i, 0].numpy()
+        originals.append(digit)
+        path = tmp_path / f"photo{i}.{'jpg' if i % 2 else 'png'}"
+        render_as_photo(digit, i).save(path, quality=90)
+        photos.append(path)
+    from_originals = [p[0]["index"] for p in run.predict(originals, top=1)]
+    from_photos = [p[0]["index"] for p in run.predict(photos, top=1)]
+    agree = np.mean(np.array(from_originals) == np.array(from_photos))
+    assert agree >= 0.85, agree
+
+
+def test_predict_one_image_gives_sorted_probabilities(run):
+    digit = load_dataset("mnist-sample", "test").images[0, 0].numpy()
+    predictions = run.predict(digit, top=10)
+    assert len(predictions) == 10
+    assert sum(p["probability"] for p in predictions) == pytest.approx(1.0, abs=1e-5)
+    assert [p["probability"] for p in predictions] == sorted((p["probability"] for p in predictions), reverse=True)
+
+
+def test_missing_incomplete_and_damaged_runs(run, tmp_path):
+    with pytest.raises(RunDirectoryError, match="not found"):
+        Run.load(tmp_path / "nothing")
+    incomplete = shutil.copytree(run.path, tmp_path / "incomplete")
+    (incomplete / "weights.safetensors").unlink()
+    with pytest.raises(RunDirectoryError, match="missing weights.safetensors"):
+        Run.load(incomplete)
+    damaged = shutil.copytree(run.path, tmp_path / "damaged")
+    (damaged / "preprocess.json").write_text("{not json")
+    with pytest.raises(RunDirectoryError, match="preprocess.json is not valid JSON"):
+        Run.load(damaged)
+    mismatched = shutil.copytree(run.path, tmp_path / "mismatched")
+    spec = json.loads((mismatched / "model.json").read_text())
+    spec["layers"][0]["filters"] = 16
+    (mismatched / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(RunDirectoryError, match="do not fit together"):
+        Run.load(mismatched)

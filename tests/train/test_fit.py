@@ -1,0 +1,101 @@
+"""A short `fit` on mnist-sample lowers the loss and writes every file of the run directory."""
+
+import json
+
+import pytest
+import torch
+
+import konbu
+from konbu.errors import ConfigError, UnknownNameError
+from konbu.runs import Run, read_metrics
+from konbu.train import TrainConfig
+from konbu.train.checkpoint import load_checkpoint
+
+RUN_FILES = ["run.json", "model.json", "preprocess.json", "weights.safetensors", "last.ckpt/state.json",
+             "last.ckpt/model.safetensors", "last.ckpt/optimizer.pt", "metrics.jsonl", "figures/curves.png",
+             "figures/confusion.png", "report.html"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "short"
+    events = []
+    run = konbu.fit(model="tfjs-mnist", dataset="mnist-sample", epochs=3, threads=2, out=str(out), quiet=True,
+                    listeners=[events.append])
+    return run, events
+
+
+def test_writes_every_run_file(short_run):
+    run, _ = short_run
+    for name in RUN_FILES:
+        assert (run.path / name).is_file(), name
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["status"] == "finished" and info["model"] == "tfjs-mnist" and info["dataset"] == "mnist-sample"
+    assert info["versions"]["torch"] == torch.__version__
+    assert info["summary"]["total_params"] == 33194
+    assert info["data"] == {"train": 3600, "validation": 400, "test": 1000, "dataset_source": info["data"]["dataset_source"]}
+    preprocess = json.loads((run.path / "preprocess.json").read_text())
+    assert preprocess["image_shape"] == [1, 28, 28] and preprocess["classes"] == [str(d) for d in range(10)]
+    assert preprocess["ink"] == "mnist"
+    assert not list(run.path.glob(".*tmp")) and not (run.path / "last.ckpt.old").exists()
+
+
+def test_loss_goes_down_and_metrics_are_logged(short_run):
+    run, _ = short_run
+    records = read_metrics(run.path / "metrics.jsonl")
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    steps = [r for r in records if r["kind"] == "batch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    assert len(steps) == 3 * 57 and [r["step"] for r in steps] == list(range(1, 172))  # ceil(3600 / 64) = 57
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert sum(r["loss"] for r in steps[:10]) > sum(r["loss"] for r in steps[-10:])
+    assert all({"val_loss", "val_accuracy", "seconds", "images_per_second"} <= set(r) for r in epochs)
+    assert run.info["final"]["test_accuracy"] > 0.8
+
+
+def test_event_stream(short_run):
+    _, events = short_run
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert kinds.count("epoch") == 3 and kinds.count("batch") == 3 * 57
+
+
+def test_best_weights_are_saved_and_reloaded(short_run):
+    run, _ = short_run
+    best_epoch = run.info["best_epoch"]
+    history = run.history
+    assert history[best_epoch - 1]["val_accuracy"] == max(r["val_accuracy"] for r in history)
+    reloaded = Run.load(run.path)
+    metrics = reloaded.evaluate()
+    assert metrics["n"] == 1000
+    assert metrics["accuracy"] == pytest.approx(run.info["final"]["test_accuracy"], abs=1e-6)
+
+
+def test_checkpoint_restores_last_state(short_run):
+    run, _ = short_run
+    model = konbu.build_model("tfjs-mnist")
+    state = load_checkpoint(run.path / "last.ckpt", model)
+    assert state["epoch"] == 3 and state["step"] == 171
+
+
+def test_refuses_to_overwrite_a_run(short_run):
+    run, _ = short_run
+    with pytest.raises(ConfigError, match="already holds a run"):
+        konbu.fit(model="softmax", epochs=1, out=str(run.path), quiet=True)
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError, match="--epochs"):
+        TrainConfig.from_overrides(epochs=0)
+    with pytest.raises(ConfigError, match="unknown training setting"):
+        TrainConfig.from_overrides(epoch=3)
+    with pytest.raises(UnknownNameError, match="optimizer"):
+        konbu.fit(model="softmax", optimizer="adagrad-ish", epochs=1, quiet=True, out="/nonexistent/never")
+
+
+def test_fp32_no_validation_and_tf_init(tmp_path):
+    run = konbu.fit(model="softmax", dataset="digits", epochs=2, val_fraction=0.0, precision="fp32", init="tf",
+                    optimizer="sgd", lr=0.1, batch_size=100, out=str(tmp_path / "r"), quiet=True)
+    assert run.info["precision"] == "fp32" and run.info["data"]["validation"] == 0
+    assert "val_accuracy" not in run.info["final"] and run.info["best_epoch"] == 2
+    assert run.info["final"]["test_accuracy"] > 0.8
