@@ -53,6 +53,8 @@ def parse_arguments():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--konbu-precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="konbu's precision; auto is bf16 autocast where the CPU has native bf16")
     parser.add_argument("--keras-python", type=Path, default=KERAS_PYTHON,
                         help="python of the virtualenv holding tensorflow-cpu and keras")
     arguments = parser.parse_args()
@@ -219,6 +221,7 @@ def train_konbu(arguments, train_size):
                   batch_size=arguments.batch_size, optimizer="rmsprop", lr=arguments.learning_rate,
                   val_fraction=0.0,  # every epoch trains all 4,000 images, as on the other rows
                   device="cpu",      # Keras runs on its CPU backend; a GPU here would compare nothing
+                  precision=arguments.konbu_precision,
                   seed=arguments.seed, threads=arguments.threads, out=out, quiet=True,
                   listeners=[record_epoch_event])
         metrics = run.evaluate(load("mnist-sample", "test"))
