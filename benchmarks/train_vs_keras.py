@@ -219,6 +219,7 @@ def train_konbu(arguments, train_size):
     with tempfile.TemporaryDirectory(prefix="konbu-vs-keras-") as out:
         run = fit(model="chollet-mnist", dataset="mnist-sample", epochs=arguments.epochs,
                   batch_size=arguments.batch_size, optimizer="rmsprop", lr=arguments.learning_rate,
+                  lr_schedule="constant",  # Keras's fit keeps the rate constant too
                   val_fraction=0.0,  # every epoch trains all 4,000 images, as on the other rows
                   device="cpu",      # Keras runs on its CPU backend; a GPU here would compare nothing
                   precision=arguments.konbu_precision,

@@ -107,10 +107,11 @@ def train(
     model: str = typer.Option("chollet-mnist", help="zoo name (konbu models) or a .yaml/.json layer spec"),
     dataset: str = typer.Option("mnist-sample", help="dataset name (konbu datasets)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
-    epochs: Optional[int] = typer.Option(None, help="passes over the training set [default: 15]"),
+    epochs: Optional[int] = typer.Option(None, help="passes over the training set [default: 20]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step [default: 64]"),
     optimizer: Optional[str] = typer.Option(None, help="sgd, adam or rmsprop [default: adam]"),
     lr: Optional[float] = typer.Option(None, help="learning rate [default: the optimizer's Keras default]"),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant or cosine [default: cosine]"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="part of train held out [default: 0.1]"),
     seed: Optional[int] = typer.Option(None, help="random seed [default: 0]"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps [default: auto]"),
@@ -124,7 +125,7 @@ def train(
 
     try:
         run = fit(model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None, epochs=epochs,
-                  batch_size=batch_size, optimizer=optimizer, lr=lr, val_fraction=val_fraction, seed=seed,
+                  batch_size=batch_size, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, val_fraction=val_fraction, seed=seed,
                   device=device, threads=threads, init=init, precision=precision, out=str(out) if out else None)
     except KeyboardInterrupt:
         err_console.print("interrupted: the run directory holds the last finished epoch (last.ckpt)")

@@ -50,6 +50,8 @@ def test_loss_goes_down_and_metrics_are_logged(short_run):
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert sum(r["loss"] for r in steps[:10]) > sum(r["loss"] for r in steps[-10:])
     assert all({"val_loss", "val_accuracy", "seconds", "images_per_second"} <= set(r) for r in epochs)
+    lrs = [r["lr"] for r in steps]                     # cosine by default: logged per step, decaying
+    assert lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 1e-5
     assert run.info["final"]["test_accuracy"] > 0.8
 
 

@@ -2,8 +2,8 @@
 
     last.ckpt/
       model.safetensors      weights
-      optimizer.pt           optimizer state_dict (torch.save; read back with weights_only=True,
-                             which refuses arbitrary pickled objects)
+      optimizer.pt           optimizer and lr-schedule state_dicts (torch.save; read back with
+                             weights_only=True, which refuses arbitrary pickled objects)
       rng.safetensors        torch CPU (and CUDA) generator states
       state.json             epoch, global step, best validation accuracy and epoch, config
 
@@ -23,11 +23,11 @@ from ..errors import RunDirectoryError
 from ..runs import save_weights
 
 
-def save_checkpoint(path, model, optimizer, state: dict) -> Path:
+def save_checkpoint(path, model, optimizer, schedule, state: dict) -> Path:
     def fill(folder: Path):
         save_weights(folder / "model.safetensors", model)
         buffer = io.BytesIO()
-        torch.save(optimizer.state_dict(), buffer)
+        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, buffer)
         (folder / "optimizer.pt").write_bytes(buffer.getvalue())
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -37,16 +37,20 @@ def save_checkpoint(path, model, optimizer, state: dict) -> Path:
     return atomic.replace_dir(path, fill)
 
 
-def load_checkpoint(path, model, optimizer=None) -> dict:
-    """Restore weights (and optimizer, RNG) from a last.ckpt folder; returns its state.json."""
+def load_checkpoint(path, model, optimizer=None, schedule=None) -> dict:
+    """Restore weights (and optimizer, schedule, RNG) from a last.ckpt folder; returns its state.json."""
     path = Path(path)
     if not (path / "state.json").is_file() and path.with_name(path.name + ".old").is_dir():
         path = path.with_name(path.name + ".old")  # killed between the two renames of a save
     try:
         state = json.loads((path / "state.json").read_text())
         model.load_state_dict(load_file(path / "model.safetensors"))
-        if optimizer is not None:
-            optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        if optimizer is not None or schedule is not None:
+            states = torch.load(path / "optimizer.pt", weights_only=True)
+            if optimizer is not None:
+                optimizer.load_state_dict(states["optimizer"])
+            if schedule is not None:
+                schedule.load_state_dict(states["schedule"])
         rng = load_file(path / "rng.safetensors")
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise RunDirectoryError(f"{path}: checkpoint is missing or damaged ({str(e).splitlines()[0]})") from None

@@ -12,6 +12,7 @@ Events, in order:
     end    {final, best_epoch, seconds, run_dir}
 """
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,6 @@ class MetricsLog:
 
     def __call__(self, event: Event):
         if event.kind == "epoch":
-            import json
             self.lines += [json.dumps(r) for r in event.data["batch_records"]]
             self.lines.append(json.dumps(event.data["record"]))
             atomic.write_text(self.path, "\n".join(self.lines) + "\n")

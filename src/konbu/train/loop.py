@@ -29,6 +29,7 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .events import Event, History, MetricsLog
 from .optim import make_optimizer
+from .schedule import make_schedule
 
 
 def default_run_dir(config: TrainConfig, model_name: str) -> Path:
@@ -41,15 +42,15 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def train_one_epoch(model, optimizer, images, labels, mean, std, config, device, precision, channels_last,
-                    epoch, step, emit):
+def train_one_epoch(model, optimizer, schedule, images, labels, mean, std, config, device, precision,
+                    channels_last, epoch, step, emit):
     """One pass over the (device-resident, uint8) training set. Returns (epoch stats, batch records)."""
     model.train()
     n = images.shape[0]
     order = torch.randperm(n).to(device)                 # CPU generator: the same order on any device
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices
     batches = (n + config.batch_size - 1) // config.batch_size
-    losses, corrects, sizes = [], [], []
+    losses, corrects, sizes, lrs = [], [], [], []
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for batch in range(1, batches + 1):
@@ -63,7 +64,9 @@ def train_one_epoch(model, optimizer, images, labels, mean, std, config, device,
         loss = F.cross_entropy(output.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lrs.append(optimizer.param_groups[0]["lr"])   # the rate this step used
         optimizer.step()
+        schedule.step()
         step += 1
         batch_loss, batch_correct = loss.detach(), (output.argmax(1) == y).sum()
         losses.append(batch_loss)
@@ -73,19 +76,20 @@ def train_one_epoch(model, optimizer, images, labels, mean, std, config, device,
         correct += batch_correct
         emit(Event("batch", dict(epoch=epoch, step=step, batch=batch, batches=batches, loss_sum=loss_sum,
                                  correct=correct, seen=start + y.shape[0])))
-    lr = optimizer.param_groups[0]["lr"]
     # one device sync per epoch for the per-step curve, instead of one per step
     losses, corrects = torch.stack(losses).tolist(), torch.stack(corrects).tolist()
     first_step = step - batches + 1
     batch_records = [{"kind": "batch", "epoch": epoch, "step": first_step + i, "loss": round(loss, 6),
-                      "accuracy": round(c / s, 6), "lr": lr} for i, (loss, c, s) in enumerate(zip(losses, corrects, sizes))]
+                      "accuracy": round(c / s, 6), "lr": lr}
+                     for i, (loss, c, s, lr) in enumerate(zip(losses, corrects, sizes, lrs))]
     stats = {"train_loss": float(loss_sum) / n, "train_accuracy": float(correct) / n}
     return stats, batch_records, step
 
 
-def _split_metrics(model, dataset, mean, std, device, precision, channels_last):
+def validate(model, dataset, mean, std, device, precision, channels_last):
+    """(loss, accuracy) of `model` on a held-out split."""
     output = logits(model, dataset.images, mean, std, device=device, precision=precision, channels_last=channels_last)
-    return output, F.cross_entropy(output, dataset.labels).item(), (output.argmax(1) == dataset.labels).double().mean().item()
+    return F.cross_entropy(output, dataset.labels).item(), (output.argmax(1) == dataset.labels).double().mean().item()
 
 
 def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, **overrides) -> Run:
@@ -112,6 +116,8 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, **
     channels_last = config.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
+    steps_per_epoch = (len(train) + config.batch_size - 1) // config.batch_size
+    schedule = make_schedule(config.lr_schedule, optimizer, config.epochs * steps_per_epoch)
 
     # The run directory: refuse to write over a finished run (nothing is ever lost)
     run_dir = Path(config.out) if config.out else default_run_dir(config, spec["name"])
@@ -143,20 +149,20 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, **
 
     emit(Event("start", dict(config=config.to_dict(), device=str(device), precision=precision, n_train=len(train),
                              n_val=len(val) if val else 0, epochs=config.epochs, run_dir=str(run_dir),
-                             steps_per_epoch=(len(train) + config.batch_size - 1) // config.batch_size)))
+                             steps_per_epoch=steps_per_epoch)))
 
     # Train
     images, labels = train.images.to(device), train.labels.to(device)
     began, step, best_accuracy, best_epoch = time.perf_counter(), 0, -1.0, 0
     for epoch in range(1, config.epochs + 1):
         epoch_began = time.perf_counter()
-        stats, batch_records, step = train_one_epoch(model, optimizer, images, labels, mean, std, config, device,
-                                                     precision, channels_last, epoch, step, emit)
+        stats, batch_records, step = train_one_epoch(model, optimizer, schedule, images, labels, mean, std, config,
+                                                     device, precision, channels_last, epoch, step, emit)
         train_seconds = time.perf_counter() - epoch_began
         record = {"kind": "epoch", "epoch": epoch, "step": step, **stats}
         if val is not None:
-            _, record["val_loss"], record["val_accuracy"] = _split_metrics(model, val, mean, std, device, precision,
-                                                                          channels_last)
+            record["val_loss"], record["val_accuracy"] = validate(model, val, mean, std, device, precision,
+                                                                  channels_last)
         record["seconds"] = round(time.perf_counter() - epoch_began, 4)
         record["images_per_second"] = round(len(train) / train_seconds, 1)  # training pass only
         emit(Event("epoch", dict(record=record, batch_records=batch_records)))
@@ -165,7 +171,7 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, **
         if score > best_accuracy:
             best_accuracy, best_epoch = score, epoch
             save_weights(run_dir / "weights.safetensors", model)
-        save_checkpoint(run_dir / "last.ckpt", model, optimizer,
+        save_checkpoint(run_dir / "last.ckpt", model, optimizer, schedule,
                         {"epoch": epoch, "step": step, "best_epoch": best_epoch, "best_score": best_accuracy,
                          "config": config.to_dict()})
     seconds = time.perf_counter() - began
