@@ -1,0 +1,151 @@
+"""Reading images: a path, a PIL image or an array -> an upright 8-bit "L" or "RGB" PIL image.
+
+Reads PNG, JPEG, BMP, GIF (first frame), TIFF and WebP in grey, RGB, RGBA, palette, 1-bit and
+16-bit modes, and honours EXIF orientation. Anything unreadable raises ImageError naming the file.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .errors import ImageError, ShapeError
+
+READABLE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF, WebP"
+
+
+def read_image(source) -> Image.Image:
+    """Read `source` (path, PIL image, or HxW / HxWxC array) as an upright "L" or "RGB" image.
+
+    16-bit images are scaled to 8 bits, palettes expanded, transparency flattened onto a
+    background chosen to keep the ink visible, and EXIF orientation applied.
+    """
+    if isinstance(source, (str, Path)):
+        image = _open_file(Path(source))
+    elif isinstance(source, Image.Image):
+        image = _upright(source)
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        image = _image_from_array(source)
+    else:
+        raise ImageError(f"cannot read an image from a {type(source).__name__}; "
+                         "pass a file path, a PIL image or a numpy array (HxW or HxWxC)")
+    try:
+        return _to_grey_or_rgb(image)
+    except (ValueError, OSError) as error:   # exotic modes PIL can open but not convert
+        raise ImageError(f"cannot convert a {image.mode!r} image to grey or RGB ({error}); "
+                         "save it as an 8-bit grey or RGB PNG") from error
+
+
+def _open_file(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageError(f"{path}: no such file; konbu reads {READABLE_FORMATS} images")
+    if not path.is_file():
+        raise ImageError(f"{path}: is a directory, not an image file; konbu reads {READABLE_FORMATS}")
+    try:
+        with Image.open(path) as image:
+            # load() decodes every byte now, so a truncated file fails here rather than later;
+            # for an animated GIF or multi-page TIFF, Image.open is on the first frame. The EXIF
+            # block is read while the file is still open.
+            image.load()
+            return _upright(image)
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{path}: image too large to decode safely ({error})") from error
+    except Exception as error:  # a corrupt file can make a decoder fail with almost any exception
+        raise ImageError(f"{path}: not a readable image ({type(error).__name__}: {error}); "
+                         f"konbu reads {READABLE_FORMATS}") from error
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, as phones save photos sideways and set the tag instead."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a malformed EXIF block must not stop us using pixels that decoded fine
+        return image.copy()
+
+
+def _image_from_array(array) -> Image.Image:
+    """An HxW or HxWxC array (uint8, uint16, bool, other integers in 0..255, float in [0, 1])."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise ShapeError(f"expected an image array of shape HxW or HxWxC with C in 1..4, "
+                         f"found shape {tuple(array.shape)}; a CxHxW array needs .transpose(1, 2, 0)")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ShapeError(f"expected a non-empty image array, found shape {tuple(array.shape)}")
+    # fromarray picks the mode from the shape: HxW "L", HxWx2 "LA", HxWx3 "RGB", HxWx4 "RGBA"
+    return Image.fromarray(_to_uint8(array))
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        # 65535 / 257 = 255 exactly: full 16-bit range onto full 8-bit range
+        return np.round(array / 257.0).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (math.isfinite(low) and math.isfinite(high)) or low < -1e-6 or high > 1 + 1e-6:
+            raise ImageError(f"a float image array must hold values in [0, 1], found [{low:g}, {high:g}]; "
+                             "divide by 255 (or pass uint8)")
+        return np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(np.min(array)), int(np.max(array))
+        if low < 0 or high > 255:
+            raise ImageError(f"an integer image array other than uint16 must hold values in 0..255, "
+                             f"found {low}..{high}; convert it to uint8 or uint16")
+        return array.astype(np.uint8)
+    raise ImageError(f"cannot read an image array of dtype {array.dtype}; pass uint8, uint16 or float in [0, 1]")
+
+
+def _to_grey_or_rgb(image: Image.Image) -> Image.Image:
+    """Reduce PIL's many modes to the two a model takes: "L" (grey) or "RGB"."""
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_grey(image)
+    if mode in ("LA", "La", "RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        flat = _flatten_alpha(image.convert("RGBA"))
+        return flat.convert("L") if mode in ("LA", "La") else flat
+    return image.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
+
+
+def _high_depth_to_grey(image: Image.Image) -> Image.Image:
+    """16-bit ("I;16*", "I") and float ("F") greys -> 8 bits. PIL's own convert("L") clips at 255."""
+    values = np.nan_to_num(np.asarray(image).astype(np.float64))
+    low, high = values.min(), values.max()
+    if image.mode == "F":
+        # floats in [0, 1] are intensities; anything else (e.g. depth, counts) is stretched
+        low, high = (0.0, 1.0) if low >= 0 and high <= 1 else (low, high)
+    elif image.mode == "I" and low >= 0 and high <= 255:
+        low, high = 0.0, 255.0     # an 8-bit image PIL widened with convert("I")
+    elif low >= 0 and high <= 65535:
+        low, high = 0.0, 65535.0   # a 16-bit image: full range onto full range, like a viewer does
+    # otherwise 32-bit integers of unknown range: stretched min..max
+    scaled = (values - low) / max(high - low, 1e-12) * 255
+    return Image.fromarray(np.round(np.clip(scaled, 0, 255)).astype(np.uint8))
+
+
+def _flatten_alpha(rgba: Image.Image) -> Image.Image:
+    """Composite onto white, unless the visible pixels are light, then onto black.
+
+    A digit drawn on a transparent web canvas carries its shape in alpha only: black strokes
+    vanish on a black background and white strokes on a white one. Choosing the background
+    opposite to the (alpha-weighted) brightness of the drawn pixels keeps the ink visible;
+    mnist_normalise then fixes polarity either way. Fully opaque images are unaffected.
+    """
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
+    brightness = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float64)
+    coverage = alpha.sum()
+    light_ink = coverage > 0 and (alpha * brightness).sum() / coverage > 127.5
+    background = Image.new("RGBA", rgba.size, (0, 0, 0, 255) if light_ink else (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
