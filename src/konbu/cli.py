@@ -125,8 +125,9 @@ def train(
 
     try:
         run = fit(model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None, epochs=epochs,
-                  batch_size=batch_size, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, val_fraction=val_fraction, seed=seed,
-                  device=device, threads=threads, init=init, precision=precision, out=str(out) if out else None)
+                  batch_size=batch_size, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
+                  val_fraction=val_fraction, seed=seed, device=device, threads=threads, init=init,
+                  precision=precision, out=str(out) if out else None)
     except KeyboardInterrupt:
         err_console.print("interrupted: the run directory holds the last finished epoch (last.ckpt)")
         raise typer.Exit(130) from None

@@ -82,12 +82,16 @@ def top_k(probabilities: torch.Tensor, classes, k: int) -> list:
 # Prediction with a run
 # ---------------------------------------------------------------------------------------------
 
+def _classify(run, sources, top: int):
+    """(uint8 batch the model saw, top-`top` answers per image)."""
+    batch = prepare_batch(sources, run.preprocess)
+    return batch, top_k(run.logits(batch).softmax(dim=1), run.classes, top)
+
+
 def predict(run, images, top: int = 5):
     """Top-`top` classes for one image (-> list of dicts) or a list of images (-> list of lists)."""
     single = not isinstance(images, (list, tuple))
-    batch = prepare_batch([images] if single else list(images), run.preprocess)
-    probabilities = run.logits(batch).softmax(dim=1)
-    answers = top_k(probabilities, run.classes, top)
+    _, answers = _classify(run, [images] if single else list(images), top)
     return answers[0] if single else answers
 
 
@@ -95,9 +99,7 @@ def predict_files(run, paths, top: int = 3, show_input=None) -> list:
     """`konbu predict`: [{"image": path, "predictions": [...]}, ...]. With `show_input`, save the
     first image's model input beside training examples of its predicted class (the input checker)."""
     paths = [str(path) for path in paths]
-    batch = prepare_batch(paths, run.preprocess)
-    probabilities = run.logits(batch).softmax(dim=1)
-    answers = top_k(probabilities, run.classes, top)
+    batch, answers = _classify(run, paths, top)
     if show_input is not None:
         best = answers[0][0]
         plot_input_check(batch[0], _training_examples(run, best["index"]), best["label"], best["probability"],
@@ -111,9 +113,9 @@ def _training_examples(run, label: int, count: int = 8) -> torch.Tensor:
 
     name, data_dir = run.info.get("dataset"), run.info.get("config", {}).get("data_dir")
     try:
-        if not is_available(name, data_dir):
-            return torch.empty((0, *_image_shape(run.preprocess)), dtype=torch.uint8)
-        train = load_dataset(name, "train", data_dir)
+        if is_available(name, data_dir):
+            train = load_dataset(name, "train", data_dir)
+            return train.images[train.labels == label][:count]
     except KonbuError:  # a run copied from another machine: the figure shows the input alone
-        return torch.empty((0, *_image_shape(run.preprocess)), dtype=torch.uint8)
-    return train.images[train.labels == label][:count]
+        pass
+    return torch.empty((0, *_image_shape(run.preprocess)), dtype=torch.uint8)

@@ -70,11 +70,20 @@ class Dataset:
 
 
 def channel_stats(images: torch.Tensor):
-    """Per-channel mean and std of uint8 images, in [0, 1] units (what Normalize expects)."""
-    x = images.to(torch.float64).div_(255)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3))
-    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+    """Per-channel mean and std of uint8 images, in [0, 1] units (what Normalize expects).
+
+    From a 256-bin histogram per channel: exact, and no float copy of the dataset (a float64
+    copy of MNIST's train split would be 376 MB)."""
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).to(torch.float64)
+        n = counts.sum()
+        mean = (counts * values).sum() / n
+        variance = (counts * (values - mean) ** 2).sum() / (n - 1)   # unbiased, like torch.std
+        means.append(round(mean.item(), 6))
+        stds.append(round(variance.sqrt().item(), 6))
+    return tuple(means), tuple(stds)
 
 
 def stratified_split(labels, fraction: float, seed: int):

@@ -193,9 +193,10 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, **
     info.update(status="finished", finished=_now(), seconds=round(seconds, 3), best_epoch=best_epoch, final=final,
                 images_per_second=round(len(train) * config.epochs / sum(r["seconds"] for r in history.epochs), 1))
     atomic.write_json(run_dir / "run.json", info)
+    run.info = info   # the Run loaded above already holds the best weights; only run.json changed
     write_report(run_dir)
     emit(Event("end", dict(final=final, best_epoch=best_epoch, seconds=seconds, run_dir=str(run_dir))))
-    return Run.load(run_dir)
+    return run
 
 
 def _printer():
