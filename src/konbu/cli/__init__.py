@@ -1,0 +1,24 @@
+"""The `konbu` command line: parses, calls the Python API, prints. No logic of its own.
+
+    konbu datasets                      what can be loaded, and what is on disk now
+    konbu models                        the zoo, with each model's source
+    konbu summary chollet-mnist         a Keras-style table
+    konbu train                         chollet-mnist on the embedded MNIST sample
+    konbu evaluate RUN --json
+    konbu predict RUN digit.jpg --top 3
+
+A user mistake (a KonbuError) prints one or two lines and exits 2, never a traceback.
+"""
+
+import sys
+
+from ._app import app
+from . import data, models, runs, train  # noqa: F401,E402  (importing registers the commands)
+
+
+def main():
+    app(prog_name="konbu")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""`konbu evaluate` and `konbu predict`: read a run directory and use its model."""
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from ._app import command, console
+
+
+@command()
+def evaluate(run: Path = typer.Argument(..., help="a run directory"),
+             dataset: Optional[str] = typer.Option(None, help="dataset to evaluate on [default: the run's own]"),
+             split: str = typer.Option("test", help="train or test"),
+             data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Loss, accuracy, top-5, per-class precision/recall/F1, balanced accuracy; writes figures/confusion.png."""
+    from ..runs import Run
+
+    loaded = Run.load(run)
+    metrics = loaded.evaluate(dataset, split=split, data_dir=data_dir, figures=True)
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    console.print(f"[bold]{loaded.info.get('model')}[/] on {metrics['dataset']} ({metrics['split']}, "
+                  f"{metrics['n']:,} images)", highlight=False)
+    line = f"accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}"
+    if "top5_accuracy" in metrics:
+        line += f"  top-5 {metrics['top5_accuracy']:.4f}"
+    console.print(line + f"  balanced accuracy {metrics['balanced_accuracy']:.4f}", highlight=False)
+    table = Table()
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in metrics["per_class"]:
+        table.add_row(row["label"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                      str(row["support"]))
+    console.print(table)
+    console.print(f"confusion matrix: {metrics['confusion_figure']}", highlight=False)
+
+
+@command()
+def predict(run: Path = typer.Argument(..., help="a run directory"),
+            images: List[Path] = typer.Argument(..., help="image files (PNG, JPEG, BMP, GIF, TIFF, WebP)"),
+            top: int = typer.Option(3, help="how many classes to show"),
+            as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per image"),
+            show_input: Optional[Path] = typer.Option(None, "--show-input",
+                                                      help="save what the model saw beside training examples")):
+    """Classify your own images: top-K classes with percentages."""
+    from ..predict import predict_files
+    from ..runs import Run
+
+    loaded = Run.load(run)
+    results = predict_files(loaded, images, top=top, show_input=show_input)
+    if as_json:
+        print(json.dumps(results))
+        return
+    for result in results:
+        console.print(f"[bold]{result['image']}[/]", highlight=False)
+        for p in result["predictions"]:
+            console.print(f"  {p['label']:>10}  {100 * p['probability']:6.2f}%", highlight=False)
+    if show_input:
+        console.print(f"input check: {show_input}", highlight=False)
