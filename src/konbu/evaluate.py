@@ -1,7 +1,13 @@
-"""Evaluate a run on a dataset split: loss, accuracy, top-5, per-class report, confusion.
+"""Evaluate a run on a dataset split: loss, accuracy, top-5, per-class report, confusion, calibration.
 
     konbu evaluate runs/deep --json
     konbu.Run.load("runs/deep").evaluate()          # its own dataset's test split
+
+Calibration (the run's temperature T from calibration.json, 1.0 without one) never changes a
+prediction, so accuracy, top-5, the per-class table and the confusion matrix are those of the raw
+logits. "loss" is the raw cross-entropy too, the number training logged as test_loss; next to it
+are "calibrated_loss" (cross-entropy of logits / T), and "ece" / "calibrated_ece": the expected
+calibration error (15 equal-width bins) of the percentages before and after scaling by T.
 """
 
 import torch
@@ -9,15 +15,27 @@ import torch
 from .data import Dataset, load_dataset
 from .errors import ShapeError
 from .inspect import classification_metrics, plot_confusion
+from .inspect.calibration import expected_calibration_error, nll
 
 
 def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: bool = False) -> dict:
     """`dataset`: a Dataset, a registry name, or None for the dataset the run was trained on."""
+    dataset = resolve_dataset(run, dataset, split, data_dir)
+    metrics = evaluate_logits(run, dataset, run.logits(dataset.images))
+    if figures:
+        path = run.path / "figures" / "confusion.png"
+        plot_confusion(torch.tensor(metrics["confusion"]), run.classes, path)
+        metrics["confusion_figure"] = str(path)
+    return metrics
+
+
+def resolve_dataset(run, dataset=None, split: str = "test", data_dir=None) -> Dataset:
+    """A Dataset the run's model can take: `dataset` itself, or loaded by name (None: the run's own),
+    checked against the run's image shape and number of classes (ShapeError otherwise)."""
     if not isinstance(dataset, Dataset):
         name = dataset or run.info["dataset"]
-        if data_dir is None and name == run.info["dataset"]:
-            data_dir = run.info["config"].get("data_dir")
-        dataset = load_dataset(name, split, data_dir)
+        # the run's own dataset comes with the run's options (folder, image size, classes)
+        dataset = run.dataset(split, data_dir) if name == run.info["dataset"] else load_dataset(name, split, data_dir)
     expected = tuple(run.preprocess["image_shape"])
     if dataset.image_shape != expected:
         raise ShapeError(f"the run's model takes images of shape {expected} (C, H, W) but dataset "
@@ -25,10 +43,15 @@ def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: boo
     if dataset.num_classes != len(run.classes):
         raise ShapeError(f"the run's model has {len(run.classes)} classes but dataset {dataset.name!r} has "
                          f"{dataset.num_classes}; evaluate on a dataset with the same classes")
-    metrics = classification_metrics(run.logits(dataset.images), dataset.labels, run.classes)
-    metrics = {"dataset": dataset.name, "split": dataset.split, **metrics}
-    if figures:
-        path = run.path / "figures" / "confusion.png"
-        plot_confusion(torch.tensor(metrics["confusion"]), run.classes, path)
-        metrics["confusion_figure"] = str(path)
-    return metrics
+    return dataset
+
+
+def evaluate_logits(run, dataset: Dataset, logits: torch.Tensor) -> dict:
+    """The metrics of `evaluate` from logits already computed for `dataset` (the report reuses
+    them for the mistakes gallery instead of running the model twice)."""
+    metrics = classification_metrics(logits, dataset.labels, run.classes)
+    temperature = float(getattr(run, "temperature", 1.0))
+    return {"dataset": dataset.name, "split": dataset.split, **metrics, "temperature": temperature,
+            "calibrated_loss": nll(logits, dataset.labels, temperature),
+            "ece": expected_calibration_error(logits.softmax(dim=1), dataset.labels),
+            "calibrated_ece": expected_calibration_error((logits / temperature).softmax(dim=1), dataset.labels)}

@@ -7,6 +7,8 @@
       weights.safetensors best weights by validation accuracy (never pickle)
       last.ckpt/          latest full training state: weights, optimizer, RNG, epoch/step
       metrics.jsonl       one JSON line per training step and per epoch
+      calibration.json    the softmax temperature fitted on the validation split (optional)
+      evaluation.json     test-split metrics the report shows: per-class table, confusion (optional)
       figures/*.png       curves, confusion, ...
       report.html         one self-contained page
 
@@ -28,6 +30,7 @@ from .errors import RunDirectoryError
 from .models import build_model
 
 REQUIRED_FILES = ("run.json", "model.json", "preprocess.json", "weights.safetensors")
+CALIBRATION_FILE = "calibration.json"
 
 
 def save_weights(path, model) -> Path:
@@ -59,15 +62,31 @@ def read_metrics(path) -> list:
     return records
 
 
+def read_temperature(path) -> float:
+    """The temperature in `path`/calibration.json, or 1.0 when the run has none."""
+    file = Path(path) / CALIBRATION_FILE
+    if not file.is_file():
+        return 1.0
+    stored = read_json(file)
+    temperature = stored.get("temperature") if isinstance(stored, dict) else None
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise RunDirectoryError(f"{file}: expected a positive number under \"temperature\", found {temperature!r}; "
+                                f"delete the file and run `konbu show calibration {Path(path)}` to fit it again")
+    return float(temperature)
+
+
 class Run:
     """A finished (or running) training run, loaded from its directory: model + preprocessing."""
 
-    def __init__(self, path, info: dict, spec: dict, preprocess: dict, model):
+    def __init__(self, path, info: dict, spec: dict, preprocess: dict, model, temperature: float = 1.0):
         self.path = Path(path)
         self.info = info              # run.json
         self.spec = spec              # model.json
         self.preprocess = preprocess  # preprocess.json
         self.model = model            # a konbu Net in eval mode, on the CPU
+        # calibration.json's softmax temperature: predict reports softmax(logits / T). 1.0 (the raw
+        # softmax) for runs trained before calibration existed or without a validation split.
+        self.temperature = temperature
 
     @classmethod
     def load(cls, path, device="cpu") -> "Run":
@@ -88,7 +107,7 @@ class Run:
             raise RunDirectoryError(f"{path}: model.json, preprocess.json and weights.safetensors do not fit "
                                     f"together ({str(e).splitlines()[0]})") from None
         model.to(device).eval()
-        return cls(path, info, spec, preprocess, model)
+        return cls(path, info, spec, preprocess, model, temperature=read_temperature(path))
 
     @property
     def classes(self):
@@ -99,14 +118,26 @@ class Run:
         """The per-epoch records of metrics.jsonl."""
         return [r for r in read_metrics(self.path / "metrics.jsonl") if r.get("kind") == "epoch"]
 
+    def dataset(self, split: str = "test", data_dir=None):
+        """A split of the dataset this run was trained on, loaded with the run's own options (its
+        data folder, --image-size, --classes), so the images fit the model. `data_dir` overrides
+        the folder (a run copied to a machine that keeps the data elsewhere)."""
+        from .data import load_dataset
+
+        config = self.info.get("config") or {}
+        options = {key: config[key] for key in ("image_size", "classes") if config.get(key) is not None}
+        return load_dataset(self.info["dataset"], split, data_dir or config.get("data_dir"), **options)
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         from .inference import logits
         return logits(self.model, images, self.preprocess["mean"], self.preprocess["std"])
 
-    def predict(self, images, top: int = 5):
-        """Top-`top` predictions for one image (path, PIL image, array) or a list of them."""
+    def predict(self, images, top: int = 5, reject_below: float | None = None):
+        """Top-`top` predictions for one image (path, PIL image, array) or a list of them, with
+        calibrated percentages. With `reject_below`, each answer is a dict whose "label" is None
+        ("I don't know") when the top probability is below it (see konbu.predict.predict)."""
         from .predict import predict
-        return predict(self, images, top=top)
+        return predict(self, images, top=top, reject_below=reject_below)
 
     def evaluate(self, dataset=None, split: str = "test", data_dir=None, figures: bool = False) -> dict:
         """Loss, accuracy, top-5, per-class report and confusion on a Dataset (default: the run's

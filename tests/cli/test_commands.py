@@ -6,19 +6,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from konbu.cli import app
+from konbu.cli.testing import invoke as konbu
 from konbu.data import load_dataset
-
-runner = CliRunner()
-
-
-def konbu(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 @pytest.fixture(scope="module")

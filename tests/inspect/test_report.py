@@ -9,7 +9,12 @@ from konbu.errors import RunDirectoryError
 from konbu.inspect.figures import plot_curves
 from konbu.inspect.report import write_report
 
-SECTIONS = ["Final metrics", "Model summary", "Figures", "Per-epoch metrics", "Config", "Versions"]
+# The sections a run directory written by `konbu train` alone gives (run.json, metrics.jsonl, curves.png)
+SECTIONS = ["Summary", "Final metrics", "Training curves", "Model summary", "Per-epoch metrics", "Config", "Versions"]
+# Every section, in order, for a run with every file konbu.reporting.build_report writes
+ALL_SECTIONS = ["Summary", "Why training stopped", "Final metrics", "Training curves", "Confusion matrix",
+                "Per-class metrics", "Mistakes", "Filters", "Calibration", "Model summary", "Per-epoch metrics",
+                "Config", "Versions", "Other figures"]
 
 SUMMARY = {
     "rows": [
@@ -95,6 +100,67 @@ def test_report_sections_and_content(tmp_path):
     assert "optimizer.name" in page and "batch_size" in page and "2.14.1" in page
 
 
+def make_full_run(tmp_path):
+    """A run with every file konbu.reporting.build_report writes, plus run.json["stopped"]."""
+    run_dir = make_run(tmp_path, stopped={"reason": "validation loss diverged (nan)", "step": 1234, "epoch": 3})
+    figures = run_dir / "figures"
+    png = (figures / "curves.png").read_bytes()
+    for name in ("confusion", "mistakes", "filters", "calibration", "gradcam"):
+        (figures / f"{name}.png").write_bytes(png)
+    classes = ["あ", "い", "う"]
+    evaluation = {
+        "dataset": "hiragana", "split": "test", "n": 30, "loss": 0.5, "accuracy": 0.7, "balanced_accuracy": 0.7,
+        "per_class": [{"label": c, "precision": p, "recall": r, "f1": f, "support": 10}
+                      for c, p, r, f in zip(classes, (0.9, 0.6, 0.62), (0.8, 0.7, 0.6), (0.847, 0.646, 0.61))],
+        "confusion": [[8, 2, 0], [1, 7, 2], [0, 4, 6]],
+        "temperature": 1.7, "calibrated_loss": 0.42, "ece": 0.123, "calibrated_ece": 0.021,
+    }
+    (run_dir / "evaluation.json").write_text(json.dumps(evaluation, ensure_ascii=False), encoding="utf-8")
+    calibration = {"temperature": 1.7, "val_nll_before": 0.61, "val_nll_after": 0.43, "ece_before": 0.151,
+                   "ece_after": 0.018, "bins": 15, "n": 400}
+    (run_dir / "calibration.json").write_text(json.dumps(calibration))
+    return run_dir
+
+
+def test_report_holds_every_section(tmp_path):
+    page = write_report(make_full_run(tmp_path)).read_text(encoding="utf-8")
+    assert re.findall(r"<h2>(.*?)</h2>", page) == ALL_SECTIONS
+    # Every section has an id the contents links to.
+    ids = re.findall(r'<section id="([^"]+)">', page)
+    assert len(ids) == len(ALL_SECTIONS) and re.findall(r'<a href="#([^"]+)">', page) == ids
+    assert page.count("data:image/png;base64,") == 6
+    # Stop reason, in the summary and its own call-out.
+    assert page.count("validation loss diverged (nan) (at epoch 3, step 1234)") == 2
+    # Per-class table: kana labels as text, the three worst F1 rows marked.
+    per_class = page.split('id="per-class"')[1].split("</section>")[0]
+    for text in ("あ", "0.900", "0.847", "balanced accuracy 70.00%", "30 images"):
+        assert text in per_class, text
+    # Most-confused pairs: う taken for い 4 times (40% of う), first.
+    confusion = page.split('id="confusion"')[1].split("</section>")[0]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td class=\"num\">(.*?)</td>", confusion)
+    assert rows[0] == ("う", "い", "4") and ("い", "う", "2") in rows and len(rows) == 4
+    # Calibration: temperature, NLL and ECE before and after, on validation and test.
+    calibration = page.split('id="calibration"')[1].split("</section>")[0]
+    for text in ("T = 1.7", "over-confident", "0.6100", "0.4300", "15.10%", "1.80%", "12.30%", "2.10%"):
+        assert text in calibration, text
+    summary = page.split('id="summary"')[1].split("</section>")[0]
+    assert "1.7 (calibrated)" in summary and "70.00%" in summary
+
+
+def test_report_names_class_weights_for_a_dense_model(tmp_path):
+    run_dir = make_run(tmp_path)
+    (run_dir / "figures" / "class_weights.png").write_bytes((run_dir / "figures" / "curves.png").read_bytes())
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "<h2>Class weights</h2>" in page and "Other figures" not in page
+
+
+def test_report_ignores_a_damaged_evaluation_json(tmp_path):
+    run_dir = make_full_run(tmp_path)
+    (run_dir / "evaluation.json").write_text("{torn")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "Per-class metrics" not in page and "<h2>Confusion matrix</h2>" in page
+
+
 def test_report_escapes_run_text(tmp_path):
     run_dir = make_run(tmp_path, name='<script>alert("x")</script>', config={"note": "a & b <b>"})
     page = write_report(run_dir).read_text(encoding="utf-8")
@@ -123,6 +189,7 @@ def test_report_figure_order_and_captions(tmp_path):
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
     assert captions[0].startswith("Training curves") and captions[1].startswith("Confusion matrix")
     assert captions[2:] == ["Feature maps", "Zz filters"]
+    assert re.findall(r"<h2>(.*?)</h2>", page)[-1] == "Other figures"
 
 
 def test_missing_run_json_raises(tmp_path):

@@ -76,8 +76,8 @@ def test_best_weights_are_saved_and_reloaded(short_run):
 def test_checkpoint_restores_last_state(short_run):
     run, _ = short_run
     model = konbu.build_model("tfjs-mnist")
-    state = load_checkpoint(run.path / "last.ckpt", model)
-    assert state["epoch"] == 3 and state["step"] == 171
+    state, progress = load_checkpoint(run.path / "last.ckpt", model)
+    assert state["epoch"] == 3 and state["step"] == 171 and state["epoch_done"] and progress == {}
 
 
 def test_refuses_to_overwrite_a_run(short_run):

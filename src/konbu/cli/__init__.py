@@ -13,7 +13,7 @@ A user mistake (a KonbuError) prints one or two lines and exits 2, never a trace
 import sys
 
 from ._app import app
-from . import data, models, runs, show, train  # noqa: F401,E402  (importing registers the commands)
+from . import augment, data, models, recipes, report, runs, show, train  # noqa: F401,E402  (importing registers the commands)
 
 
 def main():

@@ -1,5 +1,6 @@
 """`konbu models` and `konbu summary`: the zoo and Keras-style tables."""
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -28,10 +29,13 @@ def list_zoo():
 @command()
 def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json layer spec"),
             dataset: Optional[str] = typer.Option(None, help="fit the model to this dataset's image shape and classes"),
+            data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
+            image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the dataset's images"),
+            classes: Optional[str] = typer.Option(None, help="a subset of the dataset's classes"),
             init: str = typer.Option("default", help="weight init: default, tf, zeros")):
     """Print a Keras-style summary: layers, output shapes, params and mult-adds."""
     if dataset:
-        info = data.dataset_info(dataset)
+        info = data.dataset_info(dataset, data_dir, image_size, classes)
         input_shape, num_classes = info.image_shape, len(info.classes)
     elif models.is_spec_path(model):
         input_shape, num_classes = (1, 28, 28), 10

@@ -30,6 +30,10 @@ def evaluate(run: Path = typer.Argument(..., help="a run directory"),
     if "top5_accuracy" in metrics:
         line += f"  top-5 {metrics['top5_accuracy']:.4f}"
     console.print(line + f"  balanced accuracy {metrics['balanced_accuracy']:.4f}", highlight=False)
+    console.print(f"calibration: temperature {metrics['temperature']:.3g}  ECE {metrics['ece']:.2%} -> "
+                  f"{metrics['calibrated_ece']:.2%}  loss {metrics['loss']:.4f} -> {metrics['calibrated_loss']:.4f}"
+                  + ("" if (loaded.path / "calibration.json").is_file()
+                     else f"  (not calibrated: run `konbu show calibration {run}`)"), highlight=False)
     table = Table()
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -46,18 +50,21 @@ def predict(run: Path = typer.Argument(..., help="a run directory"),
             top: int = typer.Option(3, help="how many classes to show"),
             as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per image"),
             show_input: Optional[Path] = typer.Option(None, "--show-input",
-                                                      help="save what the model saw beside training examples")):
-    """Classify your own images: top-K classes with percentages."""
-    from ..predict import predict_files
+                                                      help="save what the model saw beside training examples"),
+            reject_below: Optional[float] = typer.Option(
+                None, "--reject-below", metavar="P",
+                help="answer 'unknown' (JSON label null) when the top probability is below P, e.g. 0.6")):
+    """Classify your own images: top-K classes with calibrated percentages."""
+    from ..predict import describe, predict_files
     from ..runs import Run
 
     loaded = Run.load(run)
-    results = predict_files(loaded, images, top=top, show_input=show_input)
+    results = predict_files(loaded, images, top=top, show_input=show_input, reject_below=reject_below)
     if as_json:
         print(json.dumps(results))
         return
     for result in results:
-        console.print(f"[bold]{result['image']}[/]", highlight=False)
+        console.print(f"[bold]{result['image']}[/]: {describe(result)}", highlight=False, soft_wrap=True)
         for p in result["predictions"]:
             console.print(f"  {p['label']:>10}  {100 * p['probability']:6.2f}%", highlight=False)
     if show_input:

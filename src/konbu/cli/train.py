@@ -1,4 +1,11 @@
-"""`konbu train`: fit a model and write its run directory."""
+"""`konbu train`: fit a model and write its run directory; `konbu lr-find`: pick a learning rate.
+
+    konbu train                                          chollet-mnist on the embedded MNIST sample
+    konbu train --recipe tf-experts --dataset mnist-sample --steps 500
+    konbu train --lr-schedule "0:1e-3,1000:1e-4,3000:1e-5" --dropout-schedule "0:0.0,3000:0.5" --model deep-mnist
+    konbu train --resume runs/deep-mnist-...             continue exactly where it stopped
+    konbu lr-find --model deep-mnist --out lr_find.png
+"""
 
 import shlex
 from pathlib import Path
@@ -6,48 +13,173 @@ from typing import Optional
 
 import typer
 
-from ._app import command, command_names, console, err_console
+from ._app import command, command_names, console
+
+
+def _options(**values):
+    """Flags as TrainConfig fields: paths as strings, None (not given) kept as None."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
 
 
 @command()
 def train(
-    model: str = typer.Option("chollet-mnist", help="zoo name (konbu models) or a .yaml/.json layer spec"),
-    dataset: str = typer.Option("mnist-sample", help="dataset name (konbu datasets)"),
+    model: Optional[str] = typer.Option(None, help="zoo name (konbu models) or a .yaml/.json layer spec "
+                                                   "(default: chollet-mnist)"),
+    dataset: Optional[str] = typer.Option(None, help="dataset name (konbu datasets) (default: mnist-sample)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
-    epochs: Optional[int] = typer.Option(None, help="passes over the training set [default: 20]"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step [default: 64]"),
-    optimizer: Optional[str] = typer.Option(None, help="sgd, adam or rmsprop [default: adam]"),
-    lr: Optional[float] = typer.Option(None, help="learning rate [default: the optimizer's Keras default]"),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant or cosine [default: cosine]"),
-    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="part of train held out [default: 0.1]"),
-    seed: Optional[int] = typer.Option(None, help="random seed [default: 0]"),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps [default: auto]"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads [default: one per core]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images to this side"),
+    classes: Optional[str] = typer.Option(None, "--classes", help="a subset of the dataset's classes"),
+    recipe: Optional[str] = typer.Option(None, help="a tutorial's settings by name (konbu recipes); flags override"),
+    variant: Optional[str] = typer.Option(None, help="one variant of a recipe that has several (symmetry: zeros, tf)"),
+    resume: Optional[Path] = typer.Option(None, help="continue this run directory from its last.ckpt"),
+    epochs: Optional[int] = typer.Option(None, help="passes over the training set (default: 40)"),
+    steps: Optional[int] = typer.Option(None, help="stop after this many batches (overrides --epochs)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: 64)"),
+    optimizer: Optional[str] = typer.Option(None, help="sgd, adam, adamw, rmsprop or adadelta (default: adam)"),
+    lr: Optional[float] = typer.Option(None, help="learning rate (default: the optimizer's Keras default)"),
+    momentum: Optional[float] = typer.Option(None, help="momentum for sgd/rmsprop (default: 0)"),
+    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd)"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="(default: adamw 0.004, others 0)"),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
+                                              help="constant, cosine, step, onecycle, plateau, or piecewise "
+                                                   "\"0:1e-3,1000:1e-4\" (\"epoch:0:1e-3,5:1e-4\") (default: cosine)"),
+    warmup: Optional[int] = typer.Option(None, help="steps of linear learning-rate warm-up (default: 0)"),
+    dropout_schedule: Optional[str] = typer.Option(None, "--dropout-schedule",
+                                                   help="drop rate by step, \"0:0.0,3000:0.7,10000:0.9\""),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="(default: 0.1)"),
+    ema: Optional[float] = typer.Option(None, help="keep a moving average of the weights with this decay (0.999)"),
+    class_weights: Optional[str] = typer.Option(None, "--class-weights", help="balanced: weight rare classes up"),
+    sampler: Optional[str] = typer.Option(None, help="shuffle, or balanced (classes drawn equally often)"),
+    clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="clip the gradient norm to this"),
+    augment: Optional[str] = typer.Option(None, help="augmentation policy: digits, cifar, none, or e.g. "
+                                                     "\"rotate=10,shift=0.1\" (konbu augment preview) (default: "
+                                                     "auto: digits on MNIST-style handwriting, else none)"),
     init: Optional[str] = typer.Option(None, help="weight init: default, tf, zeros"),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32 or bf16 [default: auto]"),
-    out: Optional[Path] = typer.Option(None, help="run directory [default: runs/<model>-<dataset>-<time>]"),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="part of train held out (default: 0.1)"),
+    monitor: Optional[str] = typer.Option(None, help="what 'best' means: val_accuracy, val_loss, train_loss, "
+                                                     "train_accuracy (default: val_accuracy)"),
+    patience: Optional[int] = typer.Option(None, help="early stopping: epochs without improvement (default: off)"),
+    min_delta: Optional[float] = typer.Option(None, "--min-delta", help="smallest change that counts as improvement"),
+    restore_best: Optional[bool] = typer.Option(None, "--restore-best/--keep-last",
+                                                help="save the best epoch's weights (default) or the last's"),
+    guard: Optional[float] = typer.Option(None, help="divergence guard factor; 0 switches it off (default: 10)"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every",
+                                                   help="also write last.ckpt every N steps"),
+    seed: Optional[int] = typer.Option(None, help="random seed (default: 0)"),
+    deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic",
+                                                 help="bit-repeatable kernels (may be slower on GPU)"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps (default: auto)"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: one per core)"),
+    precision: Optional[str] = typer.Option(None, help="auto, fp32 or bf16 (default: auto)"),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                               help="also write TensorBoard logs to RUN/tensorboard"),
+    out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<model>-<dataset>-<time>)"),
 ):
     """Train a model and write its run directory (weights, metrics, curves, report.html)."""
     from ..train import fit
+    from ..train.recipes import load_recipe
 
+    settings = _options(model=model, dataset=dataset, data_dir=data_dir, image_size=image_size, classes=classes,
+                        recipe=recipe, variant=variant, epochs=epochs, steps=steps, batch_size=batch_size,
+                        optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                        lr_schedule=lr_schedule, warmup=warmup, dropout_schedule=dropout_schedule,
+                        label_smoothing=label_smoothing, ema=ema, class_weights=class_weights, sampler=sampler,
+                        clip_grad=clip_grad, augment=augment, init=init, val_fraction=val_fraction, monitor=monitor,
+                        patience=patience, min_delta=min_delta, restore_best=restore_best, guard=guard,
+                        checkpoint_every=checkpoint_every, seed=seed, deterministic=deterministic, device=device,
+                        threads=threads, precision=precision, tensorboard=tensorboard, out=out)
+    variants = list(load_recipe(recipe).variants) if recipe and not variant and not resume else []
+    if variants:   # a comparison recipe: one run per variant, in out/<variant>
+        parent = Path(out) if out else Path("runs") / f"{load_recipe(recipe).name}-{_stamp()}"
+        runs = [_train_one(fit, {**settings, "variant": name, "out": str(parent / name)}, None) for name in variants]
+        _print_comparison(runs)
+        return
+    run = _train_one(fit, settings, resume)
+    _print_result(run)
+
+
+def _stamp():
+    from datetime import datetime
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _train_one(fit, settings, resume):
     try:
-        run = fit(model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None, epochs=epochs,
-                  batch_size=batch_size, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
-                  val_fraction=val_fraction, seed=seed, device=device, threads=threads, init=init,
-                  precision=precision, out=str(out) if out else None)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: the run directory holds the last finished epoch (last.ckpt)")
+        return fit(resume=str(resume) if resume else None, **settings)
+    except KeyboardInterrupt:   # fit saved last.ckpt at the current step and printed how to resume
         raise typer.Exit(130) from None
-    final = run.info["final"]
+
+
+def _reported_line(info):
+    reported = info.get("reported")
+    if not reported:
+        return None
+    own = info["final"]["test_accuracy"]
+    figure = f"{reported['accuracy']:.2%}" if reported.get("accuracy") is not None else "no figure"
+    return f"recipe {info['recipe']}: the tutorial reported {figure} ({reported.get('note', '')}); this run {own:.2%}"
+
+
+def _print_result(run):
+    info, final = run.info, run.info["final"]
     console.print(f"\n[bold]run directory:[/] {run.path}", highlight=False)
     line = f"test accuracy {final['test_accuracy']:.4f}  test loss {final['test_loss']:.4f}"
     if "val_accuracy" in final:
-        line += f"  (best validation accuracy {final['val_accuracy']:.4f} at epoch {run.info['best_epoch']})"
-    console.print(line + f"  in {run.info['seconds']:.1f} s", highlight=False)
+        line += f"  (validation accuracy {final['val_accuracy']:.4f} at epoch {info['weights_epoch']})"
+    console.print(line + f"  in {info['seconds']:.1f} s", highlight=False)
+    if info.get("stopped"):
+        console.print(f"stopped: {info['stopped']['message']}", highlight=False)
+    reported = _reported_line(info)
+    if reported:
+        console.print(reported, highlight=False)
     console.print("report: " + str(run.path / "report.html"), highlight=False)
     path = shlex.quote(str(run.path))
     next_steps = {"evaluate": f"konbu evaluate {path}", "predict": f"konbu predict {path} your_digit.png --top 3",
+                  "show": f"konbu show mistakes {path}   (also: filters, activations RUN IMAGE, gradcam RUN IMAGE)",
                   "serve": f"konbu serve {path}"}
     available = command_names()
     console.print("next:\n" + "\n".join(f"  {line}" for name, line in next_steps.items() if name in available),
+                  highlight=False)
+
+
+def _print_comparison(runs):
+    from rich.table import Table
+
+    table = Table(title=f"recipe {runs[0].info['config']['recipe']}: side by side")
+    for column in ("variant", "test accuracy", "reported", "run directory"):
+        table.add_column(column)
+    for run in runs:
+        reported = run.info.get("reported", {})
+        table.add_row(run.info["config"]["variant"], f"{run.info['final']['test_accuracy']:.2%}",
+                      reported.get("note", ""), str(run.path))
+    console.print(table)
+
+
+@command("lr-find")
+def lr_find(
+    model: Optional[str] = typer.Option(None, help="zoo name or spec file (default: chollet-mnist)"),
+    dataset: Optional[str] = typer.Option(None, help="dataset name (default: mnist-sample)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
+    recipe: Optional[str] = typer.Option(None, help="take model, data and optimizer from a recipe"),
+    optimizer: Optional[str] = typer.Option(None, help="sgd, adam, adamw, rmsprop or adadelta (default: adam)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: 64)"),
+    init: Optional[str] = typer.Option(None, help="weight init: default, tf, zeros"),
+    start: float = typer.Option(1e-7, help="first learning rate of the sweep"),
+    end: float = typer.Option(10.0, help="last learning rate of the sweep"),
+    steps: int = typer.Option(100, help="steps of the sweep"),
+    seed: Optional[int] = typer.Option(None, help="random seed (default: 0)"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: one per core)"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps (default: auto)"),
+    out: Path = typer.Option(Path("lr_find.png"), help="where to write the loss-vs-lr plot"),
+):
+    """Sweep the learning rate exponentially, plot loss against it, and suggest one."""
+    from ..train.lr_find import lr_find as find
+
+    result = find(out=out, start=start, end=end, steps=steps,
+                  **_options(model=model, dataset=dataset, data_dir=data_dir, recipe=recipe, optimizer=optimizer,
+                             batch_size=batch_size, init=init, seed=seed, threads=threads, device=device))
+    console.print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.2g} to {result.lrs[-1]:.2g}", highlight=False)
+    console.print(f"[bold]suggested learning rate: {result.suggestion:.2g}[/] (steepest descent of the smoothed "
+                  f"loss; a tenth of the minimum's rate: {result.min_over_10:.2g})", highlight=False)
+    console.print(f"plot: {out}", highlight=False)
+    console.print(f"next:\n  konbu train --lr {result.suggestion:.2g}" + (f" --model {model}" if model else ""),
                   highlight=False)

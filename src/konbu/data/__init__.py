@@ -1,35 +1,107 @@
 """Datasets: a registry of names -> loaders, each giving uint8 [N, C, H, W] images + int64 labels.
 
-    from konbu.data import load_dataset
+    from konbu.data import load_dataset, dataset_info
     train = load_dataset("mnist-sample", "train")   # Dataset: .images, .labels, .classes, .info
+    test = load_dataset("mnist", "test")            # downloaded once to ~/.cache/konbu/mnist
+    kana = load_dataset("etl-hiragana", "train", data_dir="~/ETL", image_size=32, classes="all")
+    mine = load_dataset("folder:photos", "train", image_size=64)
+    digits01 = load_dataset("mnist", "train", classes="0,1")   # a subset, relabelled 0..k-1
+
+Names: `konbu datasets` lists them; `folder:PATH` takes any folder of class sub-folders or a CSV.
+Options:
+- `data_dir`: the folder holding (or receiving) the dataset's files; default `$KONBU_HOME/<name>`.
+- `image_size`: square side in pixels. etl-hiragana and folder: decode at this size (default 28,
+  and the images' own size for a folder of same-size squares); any other dataset is resized to it.
+- `classes`: etl-hiragana: None/"71" (ETL9's set) or "all"; any dataset: a comma-separated subset
+  of class names or their romaji ("o,ki"), relabelled in that order.
+
+Parsed splits are kept in a tensor cache (konbu.data.cache), so a second load is fast.
 """
 
+import operator
+from dataclasses import replace
+
 from ..errors import ConfigError
-from . import embedded, mnist  # noqa: F401  (importing registers the datasets)
-from ._registry import get_entry, list_datasets, register_dataset
-from .dataset import Dataset, DatasetInfo, channel_stats, stratified_split, validation_split
+from . import cifar, embedded, emnist, etl, folder, kuzushiji, mnist  # noqa: F401  (importing registers them)
+from ._registry import get_entry, list_datasets, list_families, register_dataset, register_family
+from .dataset import (Dataset, DatasetInfo, channel_stats, select_classes, stratified_split, subset_classes,
+                      validation_split)
+from .download import konbu_home
+from .kana import romaji
+from .resize import resize_images
 
 SPLITS = ("train", "test")
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    return get_entry(name).info
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    try:
+        size = operator.index(image_size)   # int or numpy integer; not 28.0, not "28", not True
+    except TypeError:
+        size = None
+    if size is None or isinstance(image_size, bool) or not 4 <= size <= 1024:
+        raise ConfigError(f"--image-size must be a whole number of pixels from 4 to 1024, got {image_size!r}")
+    return size
+
+
+def load_splits(name: str, data_dir=None, image_size=None, classes=None):
+    """(info, {"train": (images, labels), "test": (...)}) with the options applied; info matches the data."""
+    image_size = _check_image_size(image_size)
+    entry = get_entry(name)
+    data_dir = str(data_dir) if data_dir else None
+    own = {key: value for key, value in (("image_size", image_size), ("classes", classes)) if key in entry.options}
+    splits = entry.load(data_dir, **own)
+    names = tuple(splits.get("classes") or entry.info.classes)
+    aliases = tuple(romaji(str(name)) for name in names)   # kana -> romaji; other names alias themselves
+    aliases = aliases if aliases != tuple(map(str, names)) else ()
+    splits = {split: splits[split] for split in SPLITS}
+    if classes is not None and "classes" not in entry.options:
+        chosen = select_classes(classes, names, aliases)
+        splits = {split: subset_classes(*pair, chosen) for split, pair in splits.items()}
+        names = tuple(names[i] for i in chosen)
+        aliases = tuple(aliases[i] for i in chosen) if aliases else ()
+    if image_size is not None and "image_size" not in entry.options:
+        splits = {split: (resize_images(images, image_size), labels) for split, (images, labels) in splits.items()}
+    train_images = splits["train"][0]
+    info = replace(entry.info, classes=names, aliases=aliases, image_shape=tuple(train_images.shape[1:]),
+                   split_sizes={split: len(splits[split][1]) for split in SPLITS})
+    if image_size is not None and info.ink == "mnist":
+        # the ink box scales with the image: 20 of 28, like MNIST itself
+        info = replace(info, ink_box=max(1, round(info.ink_box * info.image_shape[-1] / entry.info.image_shape[-1])))
+    return info, splits
+
+
+def load_dataset(name: str, split: str = "train", data_dir=None, image_size=None, classes=None) -> Dataset:
+    """Load one split of a dataset. mean/std are always those of the train split."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    info, splits = load_splits(name, data_dir, image_size, classes)
+    mean, std = channel_stats(splits["train"][0])
+    images, labels = splits[split]
+    return Dataset(images, labels, info, split, mean, std)
+
+
+def is_dynamic(name: str) -> bool:
+    """True when a dataset's classes, shape or sizes depend on the user's files (etl-hiragana, folder:)."""
+    entry = get_entry(name)
+    return bool(entry.options) or name not in list_datasets()
+
+
+def dataset_info(name: str, data_dir=None, image_size=None, classes=None) -> DatasetInfo:
+    """What a dataset declares. For datasets built from the user's files, or with options given,
+    the files are read (through the cache) so the classes, shape and sizes are the real ones."""
+    entry = get_entry(name)
+    if is_dynamic(name) and (data_dir or name not in list_datasets()) or image_size or classes:
+        return load_splits(name, data_dir, image_size, classes)[0]
+    return entry.info
 
 
 def is_available(name: str, data_dir=None) -> bool:
-    return bool(get_entry(name).available(data_dir))
+    """Whether `name` loads now without a network."""
+    return bool(get_entry(name).available(str(data_dir) if data_dir else None))
 
 
-def load_dataset(name: str, split: str = "train", data_dir=None) -> Dataset:
-    """Load one split of a registered dataset. mean/std are always those of the train split."""
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    entry = get_entry(name)
-    splits = entry.load(str(data_dir) if data_dir else None)
-    mean, std = channel_stats(splits["train"][0])
-    images, labels = splits[split]
-    return Dataset(images, labels, entry.info, split, mean, std)
-
-
-__all__ = ["Dataset", "DatasetInfo", "load_dataset", "list_datasets", "register_dataset", "dataset_info",
-           "is_available", "validation_split", "stratified_split", "channel_stats"]
+__all__ = ["Dataset", "DatasetInfo", "load_dataset", "load_splits", "list_datasets", "list_families",
+           "register_dataset", "register_family", "dataset_info", "is_available", "is_dynamic",
+           "validation_split", "stratified_split", "channel_stats", "konbu_home"]

@@ -26,6 +26,9 @@ class DatasetInfo:
     ink: str = ""             # "mnist": white ink on black, digit fitted in a box and centred by
                               # mass; predict() normalises a user's photo the same way
     ink_box: int = 0          # with ink="mnist": side of the box the ink is fitted into (20 of 28)
+    license: str = ""         # the data's terms of use, as its authors state them
+    headline_metric: str = "accuracy"   # what papers report; "balanced_accuracy" for imbalanced sets (k49)
+    aliases: tuple = ()       # per class, a Latin-script name (romaji of kana) accepted wherever a name is
 
 
 @dataclass
@@ -111,3 +114,34 @@ def validation_split(train: Dataset, fraction: float, seed: int):
     """(train, validation) from a train split; the test split is never touched."""
     keep, held = stratified_split(train.labels.numpy(), fraction, seed)
     return train.subset(keep, "train"), train.subset(held, "validation")
+
+
+def select_classes(spec: str, classes, aliases=()) -> list:
+    """Indices of the classes `spec` names: "0,1", "お,き", their romaji "o,ki", or a list of names.
+
+    Order follows `spec`: the first name becomes label 0 of the selected dataset."""
+    lookup = {str(name): index for index, name in enumerate(classes)}
+    lookup.update({str(alias): index for index, alias in enumerate(aliases) if alias not in lookup})
+    chosen = []
+    parts = spec.split(",") if isinstance(spec, str) else [str(part) for part in spec]
+    for name in (part.strip() for part in parts):
+        if name not in lookup:
+            raise ConfigError(f"--classes names {name!r}, which is not a class of this dataset; expected names "
+                              f"from: {', '.join(map(str, classes))}" + (f" (or {', '.join(aliases)})" if aliases else ""))
+        if lookup[name] in chosen:
+            raise ConfigError(f"--classes names {name!r} twice")
+        chosen.append(lookup[name])
+    if len(chosen) < 2:
+        raise ConfigError(f"--classes must name at least two classes to classify, got {spec!r}")
+    return chosen
+
+
+def subset_classes(images: torch.Tensor, labels: torch.Tensor, chosen: list):
+    """Keep only the samples of the `chosen` class indices, relabelled 0..len(chosen)-1."""
+    remap = torch.full((int(labels.max()) + 1 if len(labels) else 1,), -1, dtype=torch.int64)
+    for new, old in enumerate(chosen):
+        if old < len(remap):
+            remap[old] = new
+    new_labels = remap[labels] if len(labels) else labels
+    keep = new_labels >= 0
+    return images[keep], new_labels[keep]

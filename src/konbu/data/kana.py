@@ -5,7 +5,7 @@
     to_romaji_labels(["お", "き", "3"])   # ["o", "ki", "3"]  (anything else is kept as it is)
 
 `SMALL_KANA` are the kana ETL8 has and ETL9 lacks: dropping them from ETL8's hiragana leaves the
-71-class set of ETL9 that the handwritten-kana tutorial trained on.
+71-class set of ETL9 (`ETL9_HIRAGANA`) that the handwritten-kana tutorial trained on.
 """
 
 _BASIC = (
@@ -26,6 +26,10 @@ def _pairs(text):
 
 ROMAJI = {**_pairs(_BASIC), **_pairs(_VOICED), **_pairs(_SMALL)}
 SMALL_KANA = frozenset("ぁぃぅぇぉっゃゅょゎ")
+# ETL9's 71 hiragana: the 46 of the gojūon with を and ん (no ゐ ゑ), and the 25 voiced/semi-voiced
+ETL9_HIRAGANA = tuple(sorted(
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん"
+    "がぎぐげござじずぜぞだぢづでどばびぶべぼぱぴぷぺぽ"))
 
 
 def is_hiragana(text: str) -> bool:

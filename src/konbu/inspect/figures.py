@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .. import atomic
+from .fonts import display_label, label_font
 from .metrics import normalized_confusion
 
 DPI = 110                # ~1000 px wide figures: sharp on a laptop, small enough to embed in HTML
@@ -169,10 +170,10 @@ def plot_confusion(confusion, classes, path, normalize=False) -> Path:
     colorbar = figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     colorbar.set_label("fraction of the true class" if normalize else "number of images")
 
-    labels = [str(label) for label in classes]
+    labels = [display_label(label) for label in classes]   # kana as glyphs (CJK font) or romaji, never tofu
     tick_size = 10 if num_classes <= 20 else max(5, 10 - (num_classes - 20) // 8)
-    ax.set_xticks(range(num_classes), labels, fontsize=tick_size)
-    ax.set_yticks(range(num_classes), labels, fontsize=tick_size)
+    ax.set_xticks(range(num_classes), labels, fontsize=tick_size, fontproperties=label_font(tick_size))
+    ax.set_yticks(range(num_classes), labels, fontsize=tick_size, fontproperties=label_font(tick_size))
     if num_classes > 10 or max(len(label) for label in labels) > 3:
         # Long or many names overlap when horizontal.
         for label in ax.get_xticklabels():

@@ -3,9 +3,13 @@
     from konbu.inspect.report import write_report
     write_report("runs/mnist-cnn")        # -> runs/mnist-cnn/report.html
 
-The page reads only the run directory: run.json (required), figures/*.png and metrics.jsonl
-(both optional). Sections, top to bottom: header, final metrics, model summary, figures,
-per-epoch table, config, versions. Anything optional that is missing is left out, not an error.
+The page reads only the run directory: run.json (required); figures/*.png, metrics.jsonl,
+calibration.json and evaluation.json (all optional; konbu.reporting.build_report writes them).
+Sections, top to bottom: summary, why training stopped (when run.json has "stopped"), final
+metrics, training curves, confusion matrix (+ the most-confused pairs), per-class metrics,
+mistakes, filters (or a dense model's per-class weights), calibration, model summary, per-epoch
+table, config, versions, then any other figure. Anything optional that is missing is left out,
+not an error.
 
 Self-contained means the file can be mailed or copied anywhere and still open offline: images are
 embedded as base64 `data:` URIs, the CSS is inline, and no element loads a URL. Every piece of
@@ -20,30 +24,46 @@ from pathlib import Path
 
 from .. import atomic
 from ..errors import RunDirectoryError
+from .confusion import most_confused_pairs
 
 REPORT_NAME = "report.html"
 
-# Figures with a fixed place and caption; any other PNG follows, captioned from its file name.
+# Figures with a fixed section and caption; any other PNG follows under "Other figures", captioned
+# from its file name.
 KNOWN_FIGURES = {
     "curves": "Training curves: loss and accuracy as training progressed (validation once per epoch).",
     "confusion": "Confusion matrix: true class down the rows, predicted class across the columns.",
+    "mistakes": "Misclassified test images, worst first (highest loss): true label, predicted label and "
+                "the probability the model gave its (wrong) answer.",
+    "filters": "First-layer filters: each small square is one learned kernel, the local pattern the first "
+               "layer responds to.",
+    "class_weights": "Weights of each class as an image (this model has no convolution): the evidence each "
+                     "pixel gives for the class.",
+    "calibration": "Reliability diagram on the validation split, before and after temperature scaling: bars "
+                   "on the diagonal mean the stated percentages are right that often.",
 }
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
        color: #1d1d1f; background: #fafafa; margin: 0; line-height: 1.45; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; box-sizing: border-box; }
 h1 { font-size: 1.8em; margin: 0 0 4px; word-break: break-word; }
 h2 { font-size: 1.25em; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #ddd; }
 .subtitle { color: #555; margin: 0 0 12px; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0; }
-dl.facts dt { color: #666; }
-dl.facts dd { margin: 0; }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 0.92em; }
-th, td { padding: 4px 12px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
+th, td { padding: 4px 12px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+.scroll { max-width: 100%; overflow-x: auto; }
 th { background: #f2f2f2; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best td { background: #eef6ee; font-weight: 600; }
+tr.worst td { background: #fdf3e7; }
+h3 { font-size: 1.0em; margin: 6px 0 4px; }
+dl.summary-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 10px 18px;
+                  margin: 8px 0; }
+dl.summary-grid div { border-left: 3px solid #e4e4e4; padding: 2px 10px; min-width: 0; }
+dl.summary-grid dt { color: #666; font-size: 0.82em; }
+dl.summary-grid dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
 .summary td, .summary th { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.95em; }
 .totals { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.9em; margin: 4px 0; }
 figure { margin: 16px 0 24px; }
@@ -51,6 +71,14 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; margin-top: 4px; }
 .note { color: #777; font-size: 0.9em; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; }
+nav.toc { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 10px 0 0; font-size: 0.9em; }
+nav.toc a { color: #0b5cad; text-decoration: none; }
+nav.toc a:hover { text-decoration: underline; }
+.callout { border-left: 4px solid #d62728; background: #fdf0f0; padding: 8px 14px; margin: 10px 0; }
+.pair { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 24px; align-items: start; }
+.pair figure { margin-top: 6px; }
+@media (max-width: 900px) { .pair { display: block; } main { padding: 16px; } }
+section { scroll-margin-top: 8px; }
 """
 
 
@@ -92,13 +120,25 @@ def _read_metrics(run_dir: Path) -> list:
     return records
 
 
-def _figure_paths(run_dir: Path) -> list:
+def _read_optional_json(path: Path) -> dict:
+    """calibration.json / evaluation.json: {} when absent or unreadable (the section is left out)."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _figure_paths(run_dir: Path) -> dict:
+    """{stem: path} of figures/*.png: the known figures in their order, then the others by name."""
     folder = run_dir / "figures"
     if not folder.is_dir():
-        return []
+        return {}
     pngs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     first = [folder / f"{name}.png" for name in KNOWN_FIGURES if (folder / f"{name}.png") in pngs]
-    return first + [p for p in pngs if p not in first]
+    return {p.stem: p for p in first + [p for p in pngs if p not in first]}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -192,21 +232,81 @@ def _plain(value) -> str:
 
 # ----------------------------------------------------------------------------- sections
 
+def _section(key, title, body) -> str:
+    """<section id=KEY><h2>TITLE</h2>BODY</section>, or "" for an empty body (a section left out)."""
+    if not body:
+        return ""
+    return f'<section id="{key}"><h2>{_e(title)}</h2>{body}</section>'
+
+
 def _header(run) -> str:
     name = run.get("name") or "unnamed run"
+    subtitle = " on ".join(_e(part) for part in (run.get("model"), run.get("dataset")) if part)
+    return (f"<header><h1>{_e(name)}</h1>"
+            + (f'<p class="subtitle">{subtitle}</p>' if subtitle else "") + "</header>")
+
+
+def _toc(sections) -> str:
+    links = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title, body in sections if body)
+    return f'<nav class="toc" aria-label="sections">{links}</nav>' if links else ""
+
+
+def _stopped(run) -> dict:
+    stopped = run.get("stopped")
+    return stopped if isinstance(stopped, dict) and stopped else {}
+
+
+def _summary(run, evaluation, calibration) -> str:
+    """The run at a glance: what was trained on what, how long, how well, how sure."""
     facts = [("Model", run.get("model")), ("Dataset", run.get("dataset"))]
+    data = run.get("data") if isinstance(run.get("data"), dict) else {}
+    counts = [f"{data[k]:,} {label}" for k, label in (("train", "train"), ("validation", "validation"),
+                                                      ("test", "test")) if isinstance(data.get(k), int)]
+    if counts:
+        facts.append(("Images", " / ".join(counts)))
+    summary = run.get("summary") if isinstance(run.get("summary"), dict) else {}
+    if isinstance(summary.get("total_params"), int):
+        facts.append(("Parameters", f"{summary['total_params']:,}"))
+    facts.append(("Device", " · ".join(str(run[k]) for k in ("device", "precision") if run.get(k))))
     if run.get("started"):
         facts.append(("Started", _format_date(run["started"])))
     if run.get("finished"):
         facts.append(("Finished", _format_date(run["finished"])))
     if isinstance(run.get("seconds"), (int, float)):
         facts.append(("Training time", _format_duration(run["seconds"])))
-    facts.append(("Device", run.get("device")))
-    items = "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in facts if value is not None)
-    subtitle = " on ".join(_e(part) for part in (run.get("model"), run.get("dataset")) if part)
-    return (f"<header><h1>{_e(name)}</h1>"
-            + (f'<p class="subtitle">{subtitle}</p>' if subtitle else "")
-            + f'<dl class="facts">{items}</dl></header>')
+    if run.get("status"):
+        facts.append(("Status", run["status"]))
+    stopped = _stopped(run)
+    if stopped:
+        facts.append(("Stopped", _stop_text(stopped)))
+    if isinstance(run.get("best_epoch"), int):
+        facts.append(("Best epoch", run["best_epoch"]))
+    final = run.get("final") if isinstance(run.get("final"), dict) else {}
+    accuracy = evaluation.get("accuracy", final.get("test_accuracy"))
+    if isinstance(accuracy, (int, float)):
+        facts.append(("Test accuracy", _format_number(float(accuracy), "accuracy")))
+    if isinstance(evaluation.get("balanced_accuracy"), (int, float)):
+        facts.append(("Balanced accuracy", _format_number(float(evaluation["balanced_accuracy"]), "accuracy")))
+    if isinstance(calibration.get("temperature"), (int, float)):
+        facts.append(("Temperature", f"{calibration['temperature']:.3g} (calibrated)"))
+    items = "".join(f"<div><dt>{_e(label)}</dt><dd>{_e(value)}</dd></div>"
+                    for label, value in facts if value not in (None, ""))
+    return f'<dl class="summary-grid">{items}</dl>' if items else ""
+
+
+def _stop_text(stopped) -> str:
+    reason = stopped.get("reason") or "stopped"
+    where = [f"{key} {_plain(stopped[key])}" for key in ("epoch", "step") if stopped.get(key) is not None]
+    return f"{reason}" + (f" (at {', '.join(where)})" if where else "")
+
+
+def _stop_section(run) -> str:
+    stopped = _stopped(run)
+    if not stopped:
+        return ""
+    extra = [[key, _plain(value)] for key, value in stopped.items() if key not in ("reason", "step", "epoch")]
+    return (f'<div class="callout"><strong>Training stopped:</strong> {_e(_stop_text(stopped))}</div>'
+            + (f'<div class="scroll">{_table(["detail", "value"], extra)}</div>' if extra else ""))
 
 
 SPLITS = (("train", "Training"), ("val", "Validation"), ("test", "Test"))
@@ -225,20 +325,19 @@ def _final_metrics(run) -> str:
         else:
             other.append((key, value))
     splits = [(s, label) for s, label in SPLITS if any(s in by_split for by_split in grid.values())]
-    parts = ["<section><h2>Final metrics</h2>"]
+    parts = []
     if grid:
         rows = [[metric.replace("_", " ")] + [_format_number(by_split.get(s), metric) for s, _ in splits]
                 for metric, by_split in grid.items()]
-        parts.append(_table(["metric"] + [label for _, label in splits], rows,
-                            numeric=set(range(1, len(splits) + 1))))
+        parts.append('<div class="scroll">' + _table(["metric"] + [label for _, label in splits], rows,
+                                                     numeric=set(range(1, len(splits) + 1))) + "</div>")
     if other:
         rows = [[key.replace("_", " "), _plain(value) if isinstance(value, (dict, list))
                  else _format_number(value, key)] for key, value in other]
-        parts.append(_table(["metric", "value"], rows, numeric={1}))
+        parts.append('<div class="scroll">' + _table(["metric", "value"], rows, numeric={1}) + "</div>")
     if isinstance(run.get("best_epoch"), int):
         parts.append(f'<p class="note">Weights saved from epoch {_e(run["best_epoch"])} '
                      f"(the best by the validation metric).</p>")
-    parts.append("</section>")
     return "".join(parts)
 
 
@@ -257,7 +356,7 @@ def _model_summary(run) -> str:
             _format_number(layer.get("params", 0)),
             _format_number(layer.get("mult_adds")),
         ])
-    parts = ['<section><h2>Model summary</h2><div class="summary">',
+    parts = ['<div class="summary scroll">',
              _table(["Layer (type)", "Output Shape", "Param #", "Mult-adds"], rows, numeric={2, 3}),
              "</div>"]
     param_bytes = summary.get("param_bytes")
@@ -272,7 +371,6 @@ def _model_summary(run) -> str:
     if isinstance(summary.get("total_mult_adds"), int):
         totals.append(f"Total mult-adds: {_format_mult_adds(summary['total_mult_adds'])}")
     parts += [f'<p class="totals">{_e(line)}</p>' for line in totals]
-    parts.append("</section>")
     return "".join(parts)
 
 
@@ -283,17 +381,88 @@ def _caption(path: Path) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _figures(paths) -> str:
-    if not paths:
+def _figure(path, caption=None) -> str:
+    if path is None:
         return ""
-    parts = ["<section><h2>Figures</h2>"]
-    for path in paths:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        caption = _caption(path)
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
-                     f"<figcaption>{_e(caption)}</figcaption></figure>")
-    parts.append("</section>")
-    return "".join(parts)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = caption or _caption(path)
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _other_figures(figures, shown) -> str:
+    return "".join(_figure(path) for stem, path in figures.items() if stem not in shown)
+
+
+def _confusion(figures, evaluation) -> str:
+    figure = _figure(figures.get("confusion"))
+    confusion = evaluation.get("confusion")
+    classes = [row.get("label") for row in evaluation.get("per_class", []) if isinstance(row, dict)]
+    try:
+        pairs = most_confused_pairs(confusion, classes) if isinstance(confusion, list) and confusion else []
+    except (ValueError, TypeError, RuntimeError):   # a hand-edited evaluation.json: show the figure alone
+        pairs = []
+    if not pairs:
+        return figure
+    rows = [[p["true"], p["predicted"], f"{p['count']:,}", f"{p['fraction']:.1%}"] for p in pairs]
+    table = ('<div><h3>Most-confused pairs</h3><div class="scroll">'
+             + _table(["true", "predicted as", "images", "of the class"], rows, numeric={2, 3})
+             + '</div><p class="note">The largest off-diagonal cells: which class the model most often '
+               "takes for which.</p></div>")
+    return f'<div class="pair"><div>{figure}</div>{table}</div>' if figure else table
+
+
+def _per_class(evaluation) -> str:
+    per_class = [row for row in evaluation.get("per_class", []) if isinstance(row, dict)]
+    if not per_class:
+        return ""
+    worst = sorted(range(len(per_class)), key=lambda i: per_class[i].get("f1", 0.0))[:3]
+    rows, classes = [], []
+    for index, row in enumerate(per_class):
+        rows.append([row.get("label", index)] + [f"{row.get(k, 0.0):.3f}" for k in ("precision", "recall", "f1")]
+                    + [f"{row.get('support', 0):,}"])
+        classes.append("worst" if index in worst and len(per_class) > 3 else "")
+    where = f"{evaluation.get('split', 'test')} split of {evaluation.get('dataset', 'the dataset')}"
+    facts = [f"{label} {_format_number(float(evaluation[key]), 'accuracy')}"
+             for key, label in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
+                                ("top5_accuracy", "top-5 accuracy")) if isinstance(evaluation.get(key), (int, float))]
+    n = evaluation.get("n")
+    intro = (f'<p class="note">On the {_e(where)}' + (f" ({n:,} images)" if isinstance(n, int) else "")
+             + (": " + _e(", ".join(facts)) if facts else "") + ". The three classes with the lowest F1 are "
+             "marked.</p>")
+    return intro + '<div class="scroll">' + _table(["class", "precision", "recall", "F1", "support"], rows,
+                                                   numeric={1, 2, 3, 4}, row_classes=classes) + "</div>"
+
+
+def _calibration(figures, calibration, evaluation) -> str:
+    figure = _figure(figures.get("calibration"))
+    if not calibration:
+        if not figure:
+            return ""
+        return figure
+    temperature = calibration.get("temperature")
+    rows = []
+    for label, before, after, kind in (("validation NLL", "val_nll_before", "val_nll_after", "loss"),
+                                       ("validation ECE", "ece_before", "ece_after", "ece")):
+        if isinstance(calibration.get(before), (int, float)) and isinstance(calibration.get(after), (int, float)):
+            rows.append([label] + [f"{calibration[k]:.2%}" if kind == "ece" else f"{calibration[k]:.4f}"
+                                   for k in (before, after)])
+    if isinstance(evaluation.get("ece"), (int, float)) and isinstance(evaluation.get("calibrated_ece"), (int, float)):
+        rows.append(["test ECE", f"{evaluation['ece']:.2%}", f"{evaluation['calibrated_ece']:.2%}"])
+    if isinstance(evaluation.get("loss"), (int, float)) and isinstance(evaluation.get("calibrated_loss"), (int, float)):
+        rows.append(["test NLL", f"{evaluation['loss']:.4f}", f"{evaluation['calibrated_loss']:.4f}"])
+    text = ""
+    if isinstance(temperature, (int, float)):
+        sense = ("over-confident: its percentages are softened" if temperature > 1.0 else
+                 "under-confident: its percentages are sharpened" if temperature < 1.0 else "already calibrated")
+        text = (f'<p>Fitted temperature <strong>T = {temperature:.3g}</strong> on '
+                f"{_format_number(calibration.get('n'))} validation images: the raw model was {sense}. "
+                "<code>konbu predict</code> reports softmax(logits / T); the predicted class, and so the "
+                "accuracy, do not change. ECE (expected calibration error) is the average gap between "
+                "stated confidence and actual accuracy over 15 confidence bins.</p>")
+    table = (f'<div class="scroll">{_table(["", "before (T = 1)", "after"], rows, numeric={1, 2})}</div>'
+             if rows else "")
+    return text + table + figure
 
 
 EPOCH_COLUMNS = (
@@ -323,16 +492,16 @@ def _epoch_table(records, best_epoch) -> str:
         rows.append(row)
         classes.append("best" if best_epoch is not None and record.get("epoch") == best_epoch else "")
     note = '<p class="note">The highlighted row is the epoch whose weights were kept.</p>' if any(classes) else ""
-    return ("<section><h2>Per-epoch metrics</h2>"
+    return ('<div class="scroll">'
             + _table([label for _, label in columns], rows, numeric=set(range(len(columns))), row_classes=classes)
-            + note + "</section>")
+            + "</div>" + note)
 
 
-def _key_value_section(title, mapping) -> str:
+def _key_value(mapping) -> str:
     if not isinstance(mapping, dict) or not mapping:
         return ""
     rows = [[key, _plain(value)] for key, value in _flatten(mapping)]
-    return f"<section><h2>{_e(title)}</h2>" + _table(["key", "value"], rows) + "</section>"
+    return '<div class="scroll">' + _table(["key", "value"], rows) + "</div>"
 
 
 # ----------------------------------------------------------------------------- the page
@@ -342,23 +511,36 @@ def render_report(run_dir) -> str:
     run_dir = Path(run_dir)
     run = _read_run_json(run_dir)
     records = _read_metrics(run_dir)
+    figures = _figure_paths(run_dir)
+    calibration = _read_optional_json(run_dir / "calibration.json")
+    evaluation = _read_optional_json(run_dir / "evaluation.json")
     best_epoch = run.get("best_epoch") if isinstance(run.get("best_epoch"), int) else None
+    weights = "filters" if "filters" in figures else "class_weights"
+    # (id, heading, body); a section whose body is empty is left out of the page and the contents
     sections = [
-        _header(run),
-        _final_metrics(run),
-        _model_summary(run),
-        _figures(_figure_paths(run_dir)),
-        _epoch_table(records, best_epoch),
-        _key_value_section("Config", run.get("config")),
-        _key_value_section("Versions", run.get("versions")),
+        ("summary", "Summary", _summary(run, evaluation, calibration)),
+        ("stopped", "Why training stopped", _stop_section(run)),
+        ("final-metrics", "Final metrics", _final_metrics(run)),
+        ("curves", "Training curves", _figure(figures.get("curves"))),
+        ("confusion", "Confusion matrix", _confusion(figures, evaluation)),
+        ("per-class", "Per-class metrics", _per_class(evaluation)),
+        ("mistakes", "Mistakes", _figure(figures.get("mistakes"))),
+        ("filters", "Filters" if weights == "filters" else "Class weights", _figure(figures.get(weights))),
+        ("calibration", "Calibration", _calibration(figures, calibration, evaluation)),
+        ("model-summary", "Model summary", _model_summary(run)),
+        ("epochs", "Per-epoch metrics", _epoch_table(records, best_epoch)),
+        ("config", "Config", _key_value(run.get("config"))),
+        ("versions", "Versions", _key_value(run.get("versions"))),
+        ("other-figures", "Other figures", _other_figures(figures, set(KNOWN_FIGURES))),
     ]
     title = f"konbu report: {run.get('name') or run_dir.name}"
+    body = [_header(run), _toc(sections)] + [_section(*section) for section in sections]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head>\n"
-        "<body><main>\n" + "\n".join(s for s in sections if s) + "\n</main></body></html>\n"
+        "<body><main>\n" + "\n".join(part for part in body if part) + "\n</main></body></html>\n"
     )
 
 

@@ -1,0 +1,146 @@
+"""The training options one by one: EMA, early stopping, restore-best, --steps, dataset options,
+class weights and balanced sampling, gradient clipping, label smoothing, the dropout schedule,
+augmentation in the loop, and the settings' own checks."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import konbu
+from konbu.errors import ConfigError
+from konbu.inference import normalise
+from konbu.runs import read_metrics
+from konbu.train import TrainConfig
+from konbu.train.ema import EMA
+from konbu.train.loop import (EpochProgress, build_parts, epoch_order, forward, normalise_unit, prepare_data,
+                              train_one_epoch)
+
+CPU = torch.device("cpu")
+
+
+def parts_for(**settings):
+    config = TrainConfig.from_overrides(**{"dataset": "tiny-mnist", "device": "cpu", "precision": "fp32", **settings})
+    train, _, _ = prepare_data(config)
+    parts, _, sample_weights = build_parts(config, train, CPU, "fp32")
+    return config, train, parts, sample_weights
+
+
+def run_steps(parts, train, steps):
+    progress = EpochProgress.begin(1, torch.randperm(len(train)), 0, CPU)
+    stop = train_one_epoch(parts, train.images, train.labels, progress, lambda event: None, steps)
+    return progress, stop
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_steps_and_subset_options(tmp_path):
+    run = konbu.fit(model="softmax", dataset="tiny-mnist", ema=0.9, val_fraction=0.0, steps=7, batch_size=64,
+                    image_size=20, classes="0,1,7", threads=2, out=str(tmp_path / "r"), quiet=True)
+    saved, ema = load_file(run.path / "weights.safetensors"), load_file(run.path / "last.ckpt" / "ema.safetensors")
+    raw = load_file(run.path / "last.ckpt" / "model.safetensors")
+    assert same(saved, ema) and not same(saved, raw)          # the average is what is saved
+    records = read_metrics(run.path / "metrics.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "batch"] == list(range(1, 8))
+    per_epoch = math.ceil(run.info["data"]["train"] / 64)
+    ends = [r["step"] for r in records if r["kind"] == "epoch"]
+    assert ends == [*range(per_epoch, 7, per_epoch), 7]                  # the last epoch ends part-way
+    preprocess = json.loads((run.path / "preprocess.json").read_text())
+    assert preprocess["image_shape"] == [1, 20, 20] and preprocess["classes"] == ["0", "1", "7"]
+
+
+def test_ema_update_formula():
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = EMA(model, decay=0.99)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=1)                     # early on the decay is capped at (1 + 1) / (10 + 1)
+    assert ema.module.weight.item() == pytest.approx(1 - 2 / 11)
+    ema.update(model, step=10_000)
+    assert ema.module.weight.item() == pytest.approx(1 - 0.99 * 2 / 11)
+
+
+def test_early_stopping_and_keep_last(tmp_path):
+    run = konbu.fit(model="softmax", dataset="tiny-mnist", epochs=10, monitor="val_loss", patience=2, min_delta=10.0,
+                    restore_best=False, threads=2, out=str(tmp_path / "r"), quiet=True)
+    stopped = run.info["stopped"]
+    assert stopped["reason"] == "early_stopping" and stopped["epoch"] == 3 and stopped["monitor"] == "val_loss"
+    assert run.info["best_epoch"] == 1 and run.info["weights_epoch"] == 3      # --keep-last: epoch 3's weights
+    assert same(load_file(run.path / "weights.safetensors"), load_file(run.path / "last.ckpt" / "model.safetensors"))
+    assert len(run.history) == 3
+
+
+def test_class_weights_and_balanced_sampling():
+    _, train, parts, sample_weights = parts_for(model="softmax", class_weights="balanced", sampler="balanced")
+    counts = torch.bincount(train.labels, minlength=10).double()
+    assert torch.allclose(parts.class_weights.double(), len(train) / (10 * counts), rtol=1e-6)
+    skewed = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    weights = (1.0 / torch.bincount(skewed).double())[skewed]
+    drawn = skewed.repeat(200)[epoch_order(20_000, weights.repeat(200))]
+    assert abs(drawn.float().mean().item() - 0.5) < 0.02            # each class as often
+    assert sorted(epoch_order(50, None).tolist()) == list(range(50))
+
+
+def test_gradient_clipping_bounds_the_step():
+    _, train, parts, _ = parts_for(model="softmax", optimizer="sgd", lr=1.0, lr_schedule="constant", clip_grad=0.01)
+    before = [p.detach().clone() for p in parts.model.parameters()]
+    run_steps(parts, train, 1)
+    change = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(parts.model.parameters(), before)))
+    assert 0 < change.item() <= 0.01 + 1e-6
+
+
+def test_label_smoothing_and_normalisation():
+    _, train, parts, _ = parts_for(model="softmax", label_smoothing=0.1)
+    x, y = train.images[:8], train.labels[:8]
+    loss, output = forward(parts, x, y)
+    assert loss.item() == pytest.approx(F.cross_entropy(output, y, label_smoothing=0.1).item())
+    mean, std = train.mean, train.std
+    unit = normalise_unit(x.float() / 255, parts.mean, parts.std)
+    assert torch.allclose(unit, normalise(x, mean, std), atol=1e-5)
+
+
+def test_dropout_schedule_sets_the_models_rate():
+    _, train, parts, _ = parts_for(model="deep-mnist", dropout_schedule="0:0.0,2:0.7", batch_size=32)
+    run_steps(parts, train, 2)
+    assert parts.model.head.dropout.p == 0.0             # set before steps 0 and 1
+    run_steps(parts, train, 3)
+    assert parts.model.head.dropout.p == 0.7
+    with pytest.raises(ConfigError, match="no dropout layer"):
+        parts_for(model="softmax", dropout_schedule="0:0.5")
+
+
+def test_augmentation_with_soft_targets_trains():
+    _, train, parts, _ = parts_for(model="softmax", augment="digits,mixup=0.2", batch_size=32)
+    progress, stop = run_steps(parts, train, 3)
+    assert stop is None and progress.step == 3
+    assert all(math.isfinite(r["loss"]) for r in progress.batch_records())
+
+
+def test_settings_checks():
+    for bad, message in [({"steps": 0}, "--steps"), ({"warmup": -1}, "--warmup"), ({"ema": 1.5}, "--ema"),
+                         ({"class_weights": "inverse"}, "balanced"), ({"sampler": "random"}, "--sampler"),
+                         ({"monitor": "val_f1"}, "--monitor"), ({"guard": 0.5}, "--guard"),
+                         ({"label_smoothing": 1.0}, "--label-smoothing"), ({"clip_grad": 0}, "--clip-grad")]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig.from_overrides(**bad)
+    with pytest.raises(ConfigError, match="drop --lr"):
+        parts_for(model="softmax", lr=0.1, lr_schedule="0:1e-3,10:1e-4")
+    with pytest.raises(ConfigError, match="--val-fraction is 0"):
+        konbu.fit(model="softmax", dataset="tiny-mnist", val_fraction=0.0, patience=2, quiet=True, out="/nonexistent/x")
+
+
+def test_auto_augmentation_follows_the_data():
+    from konbu.data import load_dataset
+    from konbu.train.loop import augment_policy
+
+    assert augment_policy("auto", load_dataset("tiny-mnist", "train")) == "digits"   # 28x28 handwriting
+    assert augment_policy("auto", load_dataset("digits", "train")) is None         # 8x8: too small to resample
+    assert augment_policy("cifar", load_dataset("digits", "train")) == "cifar"     # an explicit policy stands
+    assert TrainConfig().augment == "auto" and TrainConfig().label_smoothing == 0.1
