@@ -220,6 +220,7 @@ def train_konbu(arguments, train_size):
         run = fit(model="chollet-mnist", dataset="mnist-sample", epochs=arguments.epochs,
                   batch_size=arguments.batch_size, optimizer="rmsprop", lr=arguments.learning_rate,
                   lr_schedule="constant",  # Keras's fit keeps the rate constant too
+                  augment="none", label_smoothing=0.0,   # the same task as the Keras and PyTorch rows
                   val_fraction=0.0,  # every epoch trains all 4,000 images, as on the other rows
                   device="cpu",      # Keras runs on its CPU backend; a GPU here would compare nothing
                   precision=arguments.konbu_precision,

@@ -144,3 +144,16 @@ def test_auto_augmentation_follows_the_data():
     assert augment_policy("auto", load_dataset("digits", "train")) is None         # 8x8: too small to resample
     assert augment_policy("cifar", load_dataset("digits", "train")) == "cifar"     # an explicit policy stands
     assert TrainConfig().augment == "auto" and TrainConfig().label_smoothing == 0.1
+
+
+def test_unit_normalization_feeds_pixels_over_255_and_the_run_serves_the_same(tmp_path):
+    run = konbu.fit(model="softmax", dataset="tiny-mnist", epochs=1, normalize="unit", quiet=True, threads=1,
+                    device="cpu", out=str(tmp_path / "unit"))
+    assert run.preprocess["mean"] == [0.0] and run.preprocess["std"] == [1.0]
+    test = konbu.load_dataset("tiny-mnist", "test")
+    by_hand = run.model(test.images.float() / 255.0)            # the tutorials' input: pixels / 255
+    assert torch.allclose(run.logits(test.images), by_hand, atol=1e-5)
+    standard, _, _ = prepare_data(TrainConfig.from_overrides(dataset="tiny-mnist"))
+    assert standard.mean[0] > 0.05 and standard.std[0] > 0.2      # the default keeps the dataset's statistics
+    with pytest.raises(ConfigError, match="--normalize"):
+        TrainConfig.from_overrides(normalize="zscore")

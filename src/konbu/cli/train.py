@@ -55,6 +55,8 @@ def train(
                                                      "\"rotate=10,shift=0.1\" (konbu augment preview) (default: "
                                                      "auto: digits on MNIST-style handwriting, else none)"),
     init: Optional[str] = typer.Option(None, help="weight init: default, tf, zeros"),
+    normalize: Optional[str] = typer.Option(None, help="standard (dataset mean/std) or unit (pixels / 255, as the TF "
+                                                       "tutorials) (default: standard)"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="part of train held out (default: 0.1)"),
     monitor: Optional[str] = typer.Option(None, help="what 'best' means: val_accuracy, val_loss, train_loss, "
                                                      "train_accuracy (default: val_accuracy)"),
@@ -84,7 +86,7 @@ def train(
                         optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
                         lr_schedule=lr_schedule, warmup=warmup, dropout_schedule=dropout_schedule,
                         label_smoothing=label_smoothing, ema=ema, class_weights=class_weights, sampler=sampler,
-                        clip_grad=clip_grad, augment=augment, init=init, val_fraction=val_fraction, monitor=monitor,
+                        clip_grad=clip_grad, augment=augment, init=init, normalize=normalize, val_fraction=val_fraction, monitor=monitor,
                         patience=patience, min_delta=min_delta, restore_best=restore_best, guard=guard,
                         checkpoint_every=checkpoint_every, seed=seed, deterministic=deterministic, device=device,
                         threads=threads, precision=precision, tensorboard=tensorboard, out=out)

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, fields
 from ..errors import ConfigError
 
 
+NORMALIZATIONS = ("standard", "unit")
+
+
 @dataclass
 class TrainConfig:
     # What to train on what
@@ -56,6 +59,9 @@ class TrainConfig:
                                    # auto: `digits` (small turns, shifts, zooms: the +0.9% that passes 98.5%
                                    # here) on MNIST-style handwriting, none on other data
     init: str = "default"          # default (PyTorch's), tf (truncated normal 0.1, bias 0.1), zeros
+    normalize: str = "standard"    # standard: per-channel mean/std of the train split (inputs ~ N(0, 1));
+                                   # unit: pixels / 255 in [0, 1], what the TF and Keras tutorials fed, so
+                                   # their learning rates (SGD 0.5 on softmax) mean the same thing here
 
     # Validation, best weights, stopping
     val_fraction: float = 0.1      # held out of train, seeded; picks the best epoch. Test is never touched
@@ -121,6 +127,8 @@ class TrainConfig:
             raise ConfigError(f"--class-weights takes 'balanced', got {self.class_weights!r}")
         if self.sampler not in ("shuffle", "balanced"):
             raise ConfigError(f"--sampler must be 'shuffle' or 'balanced', got {self.sampler!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r}")
         if self.clip_grad is not None and not self.clip_grad > 0:
             raise ConfigError(f"--clip-grad is a positive gradient norm, got {self.clip_grad}")
         if self.momentum is not None and not 0.0 <= self.momentum < 1.0:

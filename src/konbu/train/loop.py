@@ -298,6 +298,11 @@ def prepare_data(config: TrainConfig):
         train, val = validation_split(full_train, config.val_fraction, config.seed)
     else:
         train, val = full_train, None
+    if config.normalize == "unit":   # x / 255: the mean/std the model sees and preprocess.json records
+        channels = train.image_shape[0]
+        for split in (train, val, test):
+            if split is not None:
+                split.mean, split.std = (0.0,) * channels, (1.0,) * channels
     return train, val, test
 
 
