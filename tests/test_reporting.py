@@ -97,7 +97,7 @@ def test_build_report_on_a_run_from_before_calibration(run):
     assert evaluation["accuracy"] == pytest.approx(run.info["final"]["test_accuracy"])
     page = path.read_text(encoding="utf-8")
     assert re.findall(r"<h2>(.*?)</h2>", page) == REPORT_SECTIONS
-    assert page.count("data:image/png;base64,") == 5
+    assert page.count("data:image/png;base64,") == 6   # curves, confusion, mistakes, filters before + after, calibration
     assert f"T = {old.temperature:.3g}" in page
 
 

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image, ImageFilter
 
@@ -85,3 +86,28 @@ def test_missing_incomplete_and_damaged_runs(run, tmp_path):
     (mismatched / "model.json").write_text(json.dumps(spec))
     with pytest.raises(RunDirectoryError, match="do not fit together"):
         Run.load(mismatched)
+
+
+def test_initial_filters_are_kept_and_drawn_before_and_after(tmp_path):
+    """initial.safetensors holds the conv kernels exactly as initialised (the seed rebuilds them), the
+    trained ones differ, and `konbu show filters --initial` and the report draw both."""
+    from PIL import Image
+    from konbu.cli.testing import invoke
+    from konbu.models import build_model, model_spec
+
+    run = konbu.fit(model="tfjs-mnist", epochs=1, seed=3, quiet=True, threads=1, out=str(tmp_path / "run"))
+    initial = run.initial_model()
+    torch.manual_seed(3)
+    fresh = build_model(model_spec("tfjs-mnist"), (1, 28, 28), 10)
+    for name, tensor in fresh.state_dict().items():
+        if name.endswith("weight") and tensor.ndim == 4:          # conv kernels: as initialised
+            assert torch.equal(initial.state_dict()[name], tensor), name
+            assert not torch.equal(run.model.state_dict()[name], tensor), name   # training moved them
+    head = [name for name in fresh.state_dict() if name.startswith("head")][0]
+    assert torch.equal(initial.state_dict()[head], run.model.state_dict()[head])  # only the kernels are swapped
+    assert (run.path / "figures" / "filters-initial.png").is_file()
+    assert "before training" in (run.path / "report.html").read_text()
+    result = invoke("show", "filters", run.path, "--initial", "--out", tmp_path / "before.png")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "before.png") as image:
+        assert image.format == "PNG"

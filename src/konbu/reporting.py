@@ -30,7 +30,7 @@ from .inspect import plot_confusion, plot_curves, write_report
 from .inspect.calibration import calibration_summary, fit_temperature, plot_reliability
 from .inspect.filters import plot_class_weights, plot_filters
 from .inspect.mistakes import find_mistakes, plot_mistakes
-from .runs import CALIBRATION_FILE, read_metrics
+from .runs import CALIBRATION_FILE, INITIAL_FILE, read_metrics
 
 EVALUATION_FILE = "evaluation.json"
 MISTAKES_SHOWN = 36        # a 6 x 6 gallery: enough to see patterns, small enough to embed
@@ -115,7 +115,9 @@ def _draw_weights(run) -> Path | None:
     """figures/filters.png for a conv model; figures/class_weights.png for one without a conv layer
     (softmax regression, MLP); None for a model with neither a conv layer nor a dense layer on pixels."""
     if any(isinstance(module, torch.nn.Conv2d) for module in run.model.modules()):
-        return plot_filters(run.model, figure_path(run, "filters"))
+        if (run.path / INITIAL_FILE).is_file():   # before and after: what training changed
+            plot_filters(run.initial_model(), figure_path(run, "filters-initial"), when="before training")
+        return plot_filters(run.model, figure_path(run, "filters"), when="after training")
     try:
         return plot_class_weights(run.model, run.classes, tuple(run.preprocess["image_shape"]),
                                   figure_path(run, "class_weights"))

@@ -31,12 +31,21 @@ from .models import build_model
 
 REQUIRED_FILES = ("run.json", "model.json", "preprocess.json", "weights.safetensors")
 CALIBRATION_FILE = "calibration.json"
+INITIAL_FILE = "initial.safetensors"   # the conv kernels before training: `konbu show filters --initial`
 
 
 def save_weights(path, model) -> Path:
     """Weights as safetensors (tensors made contiguous: channels_last weights are strided)."""
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     return atomic.write_bytes(path, save(state))
+
+
+def save_initial_filters(path, model) -> Path | None:
+    """The conv layers' kernels as initialised, before any step (small: 52k numbers for deep-mnist);
+    None for a model without a conv layer. The before/after pair shows what training learned."""
+    state = {f"{name}.weight": module.weight.detach().cpu().contiguous()
+             for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)}
+    return atomic.write_bytes(path, save(state)) if state else None
 
 
 def read_json(path: Path):
@@ -127,6 +136,18 @@ class Run:
         config = self.info.get("config") or {}
         options = {key: config[key] for key in ("image_size", "classes") if config.get(key) is not None}
         return load_dataset(self.info["dataset"], split, data_dir or config.get("data_dir"), **options)
+
+    def initial_model(self):
+        """A copy of the model with its conv kernels as they were before training (initial.safetensors)."""
+        import copy
+
+        path = self.path / INITIAL_FILE
+        if not path.is_file():
+            raise RunDirectoryError(f"{path} is missing: the run was trained before konbu kept the initial "
+                                    "filters, or its model has no conv layer")
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(load_file(path), strict=False)   # only the conv kernels; the rest stays
+        return model
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         from .inference import logits

@@ -1,6 +1,6 @@
 """`konbu show ...` and `konbu compare`: figures of trained runs, each a PNG, each path printed.
 
-    konbu show filters RUN [--layer NAME] [--out PATH]   first-layer kernels; deeper: per input channel
+    konbu show filters RUN [--layer NAME] [--initial]    first-layer kernels (--initial: before training)
     konbu show activations RUN IMAGE [--out PATH]        one image through every layer, then the probabilities
     konbu show weights RUN                               softmax regression: each class's weights as an image
     konbu show mistakes RUN [--n 36] [--data-dir DIR]    misclassified test images, worst first
@@ -75,13 +75,16 @@ def _class_index(target: str, classes) -> int:
 @command("filters", on=show_app)
 def filters(run: Path = RUN,
             layer: Optional[str] = typer.Option(None, help="a conv layer's name (konbu summary) [default: the first]"),
+            initial: bool = typer.Option(False, "--initial", help="the filters as initialised, before training"),
             out: Optional[Path] = OUT):
     """The conv filters: first layer as small pictures, deeper layers as filters × input channels."""
     from ..inspect.filters import plot_filters
 
     loaded = _load(run)
-    _wrote(plot_filters(loaded.model, _figure_path(loaded, out, f"filters-{layer}" if layer else "filters"),
-                        layer=layer))
+    name = "filters" + (f"-{layer}" if layer else "") + ("-initial" if initial else "")
+    model = loaded.initial_model() if initial else loaded.model
+    _wrote(plot_filters(model, _figure_path(loaded, out, name), layer=layer,
+                        when="before training" if initial else "after training"))
 
 
 @command("activations", on=show_app)

@@ -74,7 +74,7 @@ def _colorbar(figure, image, ax, label):
     bar.set_label(label, fontsize=9)
 
 
-def _plot_first_layer(name, weights, path) -> Path:
+def _plot_first_layer(name, weights, path, when="") -> Path:
     """One small picture per filter (RGB filters in colour, like AlexNet's famous figure)."""
     out_channels, in_channels, kh, kw = weights.shape
     shown = min(out_channels, MAX_FILTERS)
@@ -95,11 +95,11 @@ def _plot_first_layer(name, weights, path) -> Path:
         about = "red: a bright pixel there raises the output, blue: lowers it"
     ax.axis("off")
     showing = "" if shown == out_channels else f" (first {shown} shown)"
-    figure.suptitle(f"{name}: {out_channels} filters of {kh}×{kw}{showing}\n{about}", fontsize=11)
+    figure.suptitle(f"{name}: {out_channels} filters of {kh}×{kw}{showing}{when}\n{about}", fontsize=11)
     return _save(figure, path)
 
 
-def _plot_deeper_layer(name, weights, path) -> Path:
+def _plot_deeper_layer(name, weights, path, when="") -> Path:
     """Filters down the rows, input channels across: each tile is one kh×kw kernel."""
     out_channels, in_channels, kh, kw = weights.shape
     rows, columns = min(out_channels, MAX_ROWS), min(in_channels, MAX_COLUMNS)
@@ -118,22 +118,24 @@ def _plot_deeper_layer(name, weights, path) -> Path:
         spine.set_visible(False)
     _colorbar(figure, tiling.image, ax, "weight")
     capped = "" if (rows, columns) == (out_channels, in_channels) else f" (first {rows} × {columns} shown)"
-    figure.suptitle(f"{name}: {out_channels} filters of {kh}×{kw} over {in_channels} input channels{capped}\n"
+    figure.suptitle(f"{name}: {out_channels} filters of {kh}×{kw} over {in_channels} input channels{capped}{when}\n"
                     "each row is one filter: one kernel per feature map of the layer below", fontsize=11)
     return _save(figure, path)
 
 
-def plot_filters(model: nn.Module, path, layer: str | None = None) -> Path:
+def plot_filters(model: nn.Module, path, layer: str | None = None, when: str = "") -> Path:
     """Conv layer `layer`'s kernels (default: the first conv layer) as a grid; returns the path.
 
     A layer reading 1 or 3 channels draws one picture per filter; a deeper one draws a grid of
-    filters (rows) × input channels (columns), capped at 16 × 16.
+    filters (rows) × input channels (columns), capped at 16 × 16. `when` goes into the title
+    ("before training" for the kernels as initialised).
     """
     name, module = _conv_layer(model, layer)
     weights = module.weight.detach().float().cpu()
+    when = f", {when}" if when else ""
     if weights.shape[1] in (1, 3) and name == conv_layers(model)[0][0]:
-        return _plot_first_layer(name, weights, path)
-    return _plot_deeper_layer(name, weights, path)
+        return _plot_first_layer(name, weights, path, when)
+    return _plot_deeper_layer(name, weights, path, when)
 
 
 # ----------------------------------------------------------------------------- dense weights on pixels

@@ -35,8 +35,9 @@ KNOWN_FIGURES = {
     "confusion": "Confusion matrix: true class down the rows, predicted class across the columns.",
     "mistakes": "Misclassified test images, worst first (highest loss): true label, predicted label and "
                 "the probability the model gave its (wrong) answer.",
-    "filters": "First-layer filters: each small square is one learned kernel, the local pattern the first "
-               "layer responds to.",
+    "filters-initial": "First-layer filters before training: random noise from the initialiser.",
+    "filters": "First-layer filters after training: each small square is one learned kernel, the local pattern "
+               "the first layer responds to.",
     "class_weights": "Weights of each class as an image (this model has no convolution): the evidence each "
                      "pixel gives for the class.",
     "calibration": "Reliability diagram on the validation split, before and after temperature scaling: bars "
@@ -525,7 +526,9 @@ def render_report(run_dir) -> str:
         ("confusion", "Confusion matrix", _confusion(figures, evaluation)),
         ("per-class", "Per-class metrics", _per_class(evaluation)),
         ("mistakes", "Mistakes", _figure(figures.get("mistakes"))),
-        ("filters", "Filters" if weights == "filters" else "Class weights", _figure(figures.get(weights))),
+        ("filters", "Filters" if weights == "filters" else "Class weights",
+         _figure(figures.get("filters-initial")) + _figure(figures.get(weights)) if weights == "filters"
+         else _figure(figures.get(weights))),
         ("calibration", "Calibration", _calibration(figures, calibration, evaluation)),
         ("model-summary", "Model summary", _model_summary(run)),
         ("epochs", "Per-epoch metrics", _epoch_table(records, best_epoch)),

@@ -48,7 +48,7 @@ from ..inference import logits, normalise
 from ..inspect import classification_metrics
 from ..models import build_model, model_spec, summary
 from ..reporting import build_report, calibrate_run
-from ..runs import Run, read_json, read_metrics, save_weights
+from ..runs import INITIAL_FILE, Run, read_json, read_metrics, save_initial_filters, save_weights
 from .checkpoint import checkpoint_path, load_checkpoint, read_state, save_checkpoint
 from .config import TrainConfig
 from .ema import EMA
@@ -436,6 +436,7 @@ def _fit(config: TrainConfig, resume, listeners, quiet) -> Run:
         # until an epoch beats them, the initial weights are the best we have: a run stopped in its
         # first epoch (divergence, Ctrl-C) is still a loadable run
         save_weights(run_dir / "weights.safetensors", evaluated)
+        save_initial_filters(run_dir / INITIAL_FILE, model)
     atomic.write_json(run_dir / "run.json", info)
 
     history = History()
