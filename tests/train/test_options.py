@@ -16,8 +16,8 @@ from konbu.inference import normalise
 from konbu.runs import read_metrics
 from konbu.train import TrainConfig
 from konbu.train.ema import EMA
-from konbu.train.loop import (EpochProgress, build_parts, epoch_order, forward, normalise_unit, prepare_data,
-                              train_one_epoch)
+from konbu.train.epoch import EpochProgress, epoch_order, forward, normalise_unit, train_one_epoch
+from konbu.train.loop import build_parts, prepare_data
 
 CPU = torch.device("cpu")
 

@@ -7,7 +7,8 @@ import torch
 import konbu
 from konbu.errors import ConfigError, UnknownNameError
 from konbu.train import TrainConfig
-from konbu.train.loop import EpochProgress, build_parts, prepare_data, train_one_epoch
+from konbu.train.epoch import EpochProgress, train_one_epoch
+from konbu.train.loop import build_parts, prepare_data
 from konbu.train.optim import default_lr
 from konbu.train.recipes import load_recipe, recipe_names
 from konbu.train.schedule import piecewise_base_lr

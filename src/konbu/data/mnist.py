@@ -16,7 +16,7 @@ from ..errors import DatasetFormatError
 from ._registry import register_dataset
 from .cache import cached
 from .dataset import DatasetInfo
-from .download import Remote, RemoteFile, fetch, is_present, konbu_home  # noqa: F401  (konbu_home: old home)
+from .download import Remote, RemoteFile, fetch, is_present
 from .idx import read_idx
 
 IDX_FILES = {   # split -> (images, labels), the names every MNIST-format dataset uses

@@ -17,14 +17,14 @@ text from the run is passed through `html.escape`, since run names and config va
 """
 
 import base64
-import html
 import json
-from datetime import datetime
 from pathlib import Path
 
 from .. import atomic
 from ..errors import RunDirectoryError
 from .confusion import most_confused_pairs
+from .html import (CSS, escape, flatten, format_bytes, format_date, format_duration, format_mult_adds,
+                   format_number, format_shape, plain, table)
 
 REPORT_NAME = "report.html"
 
@@ -43,48 +43,6 @@ KNOWN_FIGURES = {
     "calibration": "Reliability diagram on the validation split, before and after temperature scaling: bars "
                    "on the diagonal mean the stated percentages are right that often.",
 }
-
-CSS = """
-body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       color: #1d1d1f; background: #fafafa; margin: 0; line-height: 1.45; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; box-sizing: border-box; }
-h1 { font-size: 1.8em; margin: 0 0 4px; word-break: break-word; }
-h2 { font-size: 1.25em; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #ddd; }
-.subtitle { color: #555; margin: 0 0 12px; }
-table { border-collapse: collapse; margin: 6px 0 10px; font-size: 0.92em; }
-th, td { padding: 4px 12px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
-.scroll { max-width: 100%; overflow-x: auto; }
-th { background: #f2f2f2; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.best td { background: #eef6ee; font-weight: 600; }
-tr.worst td { background: #fdf3e7; }
-h3 { font-size: 1.0em; margin: 6px 0 4px; }
-dl.summary-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 10px 18px;
-                  margin: 8px 0; }
-dl.summary-grid div { border-left: 3px solid #e4e4e4; padding: 2px 10px; min-width: 0; }
-dl.summary-grid dt { color: #666; font-size: 0.82em; }
-dl.summary-grid dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
-.summary td, .summary th { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.95em; }
-.totals { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.9em; margin: 4px 0; }
-figure { margin: 16px 0 24px; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.9em; margin-top: 4px; }
-.note { color: #777; font-size: 0.9em; }
-code { font-family: ui-monospace, Menlo, Consolas, monospace; }
-nav.toc { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 10px 0 0; font-size: 0.9em; }
-nav.toc a { color: #0b5cad; text-decoration: none; }
-nav.toc a:hover { text-decoration: underline; }
-.callout { border-left: 4px solid #d62728; background: #fdf0f0; padding: 8px 14px; margin: 10px 0; }
-.pair { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 24px; align-items: start; }
-.pair figure { margin-top: 6px; }
-@media (max-width: 900px) { .pair { display: block; } main { padding: 16px; } }
-section { scroll-margin-top: 8px; }
-"""
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
 
 
 # ----------------------------------------------------------------------------- reading the run
@@ -142,113 +100,24 @@ def _figure_paths(run_dir: Path) -> dict:
     return {p.stem: p for p in first + [p for p in pngs if p not in first]}
 
 
-# ----------------------------------------------------------------------------- formatting
-
-def _format_number(value, kind="") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != value:     # NaN: a diverged run
-            return "nan"
-        if "accuracy" in kind:
-            return f"{value:.2%}"
-        if "loss" in kind:
-            return f"{value:.4f}"
-        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
-    return str(value)
-
-
-def _format_date(text) -> str:
-    try:
-        return datetime.fromisoformat(str(text)).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return str(text)
-
-
-def _format_duration(seconds) -> str:
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s"
-
-
-def _format_shape(shape) -> str:
-    """Keras style: [null, 26, 26, 32] -> "(None, 26, 26, 32)"; several outputs are listed."""
-    if isinstance(shape, (list, tuple)):
-        if shape and all(isinstance(part, (list, tuple)) for part in shape):
-            return ", ".join(_format_shape(part) for part in shape)
-        parts = ["None" if dim is None else str(dim) for dim in shape]
-        return "(" + ", ".join(parts) + (",)" if len(parts) == 1 else ")")
-    return "?" if shape is None else str(shape)
-
-
-def _format_bytes(count) -> str:
-    # Keras's summary counts KB as 1024 bytes; follow it so the numbers match `model.summary()`.
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.2f} {unit}" if unit != "B" else f"{count} B"
-        count /= 1024
-
-
-def _format_mult_adds(count) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= size:
-            return f"{count:,} ({count / size:.2f} {unit})"
-    return f"{count:,}"
-
-
-def _table(header, rows, numeric=(), row_classes=None) -> str:
-    head = "".join(f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
-                   for i, h in enumerate(header))
-    body = []
-    for r, row in enumerate(rows):
-        cells = "".join(f'<td class="num">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
-                        for i, c in enumerate(row))
-        css = row_classes[r] if row_classes and row_classes[r] else ""
-        body.append(f'<tr class="{css}">{cells}</tr>' if css else f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _flatten(config, prefix=""):
-    """Nested dicts become dotted keys, so the config reads as one two-column table."""
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from _flatten(value, prefix=f"{name}.")
-        else:
-            yield name, value
-
-
-def _plain(value) -> str:
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return "–" if value is None else str(value)
-
-
 # ----------------------------------------------------------------------------- sections
 
 def _section(key, title, body) -> str:
     """<section id=KEY><h2>TITLE</h2>BODY</section>, or "" for an empty body (a section left out)."""
     if not body:
         return ""
-    return f'<section id="{key}"><h2>{_e(title)}</h2>{body}</section>'
+    return f'<section id="{key}"><h2>{escape(title)}</h2>{body}</section>'
 
 
 def _header(run) -> str:
     name = run.get("name") or "unnamed run"
-    subtitle = " on ".join(_e(part) for part in (run.get("model"), run.get("dataset")) if part)
-    return (f"<header><h1>{_e(name)}</h1>"
+    subtitle = " on ".join(escape(part) for part in (run.get("model"), run.get("dataset")) if part)
+    return (f"<header><h1>{escape(name)}</h1>"
             + (f'<p class="subtitle">{subtitle}</p>' if subtitle else "") + "</header>")
 
 
 def _toc(sections) -> str:
-    links = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title, body in sections if body)
+    links = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title, body in sections if body)
     return f'<nav class="toc" aria-label="sections">{links}</nav>' if links else ""
 
 
@@ -270,11 +139,11 @@ def _summary(run, evaluation, calibration) -> str:
         facts.append(("Parameters", f"{summary['total_params']:,}"))
     facts.append(("Device", " · ".join(str(run[k]) for k in ("device", "precision") if run.get(k))))
     if run.get("started"):
-        facts.append(("Started", _format_date(run["started"])))
+        facts.append(("Started", format_date(run["started"])))
     if run.get("finished"):
-        facts.append(("Finished", _format_date(run["finished"])))
+        facts.append(("Finished", format_date(run["finished"])))
     if isinstance(run.get("seconds"), (int, float)):
-        facts.append(("Training time", _format_duration(run["seconds"])))
+        facts.append(("Training time", format_duration(run["seconds"])))
     if run.get("status"):
         facts.append(("Status", run["status"]))
     stopped = _stopped(run)
@@ -285,19 +154,19 @@ def _summary(run, evaluation, calibration) -> str:
     final = run.get("final") if isinstance(run.get("final"), dict) else {}
     accuracy = evaluation.get("accuracy", final.get("test_accuracy"))
     if isinstance(accuracy, (int, float)):
-        facts.append(("Test accuracy", _format_number(float(accuracy), "accuracy")))
+        facts.append(("Test accuracy", format_number(float(accuracy), "accuracy")))
     if isinstance(evaluation.get("balanced_accuracy"), (int, float)):
-        facts.append(("Balanced accuracy", _format_number(float(evaluation["balanced_accuracy"]), "accuracy")))
+        facts.append(("Balanced accuracy", format_number(float(evaluation["balanced_accuracy"]), "accuracy")))
     if isinstance(calibration.get("temperature"), (int, float)):
         facts.append(("Temperature", f"{calibration['temperature']:.3g} (calibrated)"))
-    items = "".join(f"<div><dt>{_e(label)}</dt><dd>{_e(value)}</dd></div>"
+    items = "".join(f"<div><dt>{escape(label)}</dt><dd>{escape(value)}</dd></div>"
                     for label, value in facts if value not in (None, ""))
     return f'<dl class="summary-grid">{items}</dl>' if items else ""
 
 
 def _stop_text(stopped) -> str:
     reason = stopped.get("reason") or "stopped"
-    where = [f"{key} {_plain(stopped[key])}" for key in ("epoch", "step") if stopped.get(key) is not None]
+    where = [f"{key} {plain(stopped[key])}" for key in ("epoch", "step") if stopped.get(key) is not None]
     return f"{reason}" + (f" (at {', '.join(where)})" if where else "")
 
 
@@ -305,9 +174,9 @@ def _stop_section(run) -> str:
     stopped = _stopped(run)
     if not stopped:
         return ""
-    extra = [[key, _plain(value)] for key, value in stopped.items() if key not in ("reason", "step", "epoch")]
-    return (f'<div class="callout"><strong>Training stopped:</strong> {_e(_stop_text(stopped))}</div>'
-            + (f'<div class="scroll">{_table(["detail", "value"], extra)}</div>' if extra else ""))
+    extra = [[key, plain(value)] for key, value in stopped.items() if key not in ("reason", "step", "epoch")]
+    return (f'<div class="callout"><strong>Training stopped:</strong> {escape(_stop_text(stopped))}</div>'
+            + (f'<div class="scroll">{table(["detail", "value"], extra)}</div>' if extra else ""))
 
 
 SPLITS = (("train", "Training"), ("val", "Validation"), ("test", "Test"))
@@ -328,16 +197,16 @@ def _final_metrics(run) -> str:
     splits = [(s, label) for s, label in SPLITS if any(s in by_split for by_split in grid.values())]
     parts = []
     if grid:
-        rows = [[metric.replace("_", " ")] + [_format_number(by_split.get(s), metric) for s, _ in splits]
+        rows = [[metric.replace("_", " ")] + [format_number(by_split.get(s), metric) for s, _ in splits]
                 for metric, by_split in grid.items()]
-        parts.append('<div class="scroll">' + _table(["metric"] + [label for _, label in splits], rows,
+        parts.append('<div class="scroll">' + table(["metric"] + [label for _, label in splits], rows,
                                                      numeric=set(range(1, len(splits) + 1))) + "</div>")
     if other:
-        rows = [[key.replace("_", " "), _plain(value) if isinstance(value, (dict, list))
-                 else _format_number(value, key)] for key, value in other]
-        parts.append('<div class="scroll">' + _table(["metric", "value"], rows, numeric={1}) + "</div>")
+        rows = [[key.replace("_", " "), plain(value) if isinstance(value, (dict, list))
+                 else format_number(value, key)] for key, value in other]
+        parts.append('<div class="scroll">' + table(["metric", "value"], rows, numeric={1}) + "</div>")
     if isinstance(run.get("best_epoch"), int):
-        parts.append(f'<p class="note">Weights saved from epoch {_e(run["best_epoch"])} '
+        parts.append(f'<p class="note">Weights saved from epoch {escape(run["best_epoch"])} '
                      f"(the best by the validation metric).</p>")
     return "".join(parts)
 
@@ -353,12 +222,12 @@ def _model_summary(run) -> str:
         name, kind = layer.get("name", ""), layer.get("type", "")
         rows.append([
             f"{name} ({kind})" if kind else str(name),
-            _format_shape(layer.get("output_shape")),
-            _format_number(layer.get("params", 0)),
-            _format_number(layer.get("mult_adds")),
+            format_shape(layer.get("output_shape")),
+            format_number(layer.get("params", 0)),
+            format_number(layer.get("mult_adds")),
         ])
     parts = ['<div class="summary scroll">',
-             _table(["Layer (type)", "Output Shape", "Param #", "Mult-adds"], rows, numeric={2, 3}),
+             table(["Layer (type)", "Output Shape", "Param #", "Mult-adds"], rows, numeric={2, 3}),
              "</div>"]
     param_bytes = summary.get("param_bytes")
     totals = []
@@ -367,11 +236,11 @@ def _model_summary(run) -> str:
         if isinstance(summary.get(key), int):
             text = f"{label}: {summary[key]:,}"
             if key == "total_params" and isinstance(param_bytes, int):
-                text += f" ({_format_bytes(param_bytes)})"
+                text += f" ({format_bytes(param_bytes)})"
             totals.append(text)
     if isinstance(summary.get("total_mult_adds"), int):
-        totals.append(f"Total mult-adds: {_format_mult_adds(summary['total_mult_adds'])}")
-    parts += [f'<p class="totals">{_e(line)}</p>' for line in totals]
+        totals.append(f"Total mult-adds: {format_mult_adds(summary['total_mult_adds'])}")
+    parts += [f'<p class="totals">{escape(line)}</p>' for line in totals]
     return "".join(parts)
 
 
@@ -387,8 +256,8 @@ def _figure(path, caption=None) -> str:
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     caption = caption or _caption(path)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
 def _other_figures(figures, shown) -> str:
@@ -406,11 +275,11 @@ def _confusion(figures, evaluation) -> str:
     if not pairs:
         return figure
     rows = [[p["true"], p["predicted"], f"{p['count']:,}", f"{p['fraction']:.1%}"] for p in pairs]
-    table = ('<div><h3>Most-confused pairs</h3><div class="scroll">'
-             + _table(["true", "predicted as", "images", "of the class"], rows, numeric={2, 3})
-             + '</div><p class="note">The largest off-diagonal cells: which class the model most often '
-               "takes for which.</p></div>")
-    return f'<div class="pair"><div>{figure}</div>{table}</div>' if figure else table
+    pair_table = ('<div><h3>Most-confused pairs</h3><div class="scroll">'
+                  + table(["true", "predicted as", "images", "of the class"], rows, numeric={2, 3})
+                  + '</div><p class="note">The largest off-diagonal cells: which class the model most often '
+                    "takes for which.</p></div>")
+    return f'<div class="pair"><div>{figure}</div>{pair_table}</div>' if figure else pair_table
 
 
 def _per_class(evaluation) -> str:
@@ -424,14 +293,14 @@ def _per_class(evaluation) -> str:
                     + [f"{row.get('support', 0):,}"])
         classes.append("worst" if index in worst and len(per_class) > 3 else "")
     where = f"{evaluation.get('split', 'test')} split of {evaluation.get('dataset', 'the dataset')}"
-    facts = [f"{label} {_format_number(float(evaluation[key]), 'accuracy')}"
+    facts = [f"{label} {format_number(float(evaluation[key]), 'accuracy')}"
              for key, label in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
                                 ("top5_accuracy", "top-5 accuracy")) if isinstance(evaluation.get(key), (int, float))]
     n = evaluation.get("n")
-    intro = (f'<p class="note">On the {_e(where)}' + (f" ({n:,} images)" if isinstance(n, int) else "")
-             + (": " + _e(", ".join(facts)) if facts else "") + ". The three classes with the lowest F1 are "
+    intro = (f'<p class="note">On the {escape(where)}' + (f" ({n:,} images)" if isinstance(n, int) else "")
+             + (": " + escape(", ".join(facts)) if facts else "") + ". The three classes with the lowest F1 are "
              "marked.</p>")
-    return intro + '<div class="scroll">' + _table(["class", "precision", "recall", "F1", "support"], rows,
+    return intro + '<div class="scroll">' + table(["class", "precision", "recall", "F1", "support"], rows,
                                                    numeric={1, 2, 3, 4}, row_classes=classes) + "</div>"
 
 
@@ -457,13 +326,13 @@ def _calibration(figures, calibration, evaluation) -> str:
         sense = ("over-confident: its percentages are softened" if temperature > 1.0 else
                  "under-confident: its percentages are sharpened" if temperature < 1.0 else "already calibrated")
         text = (f'<p>Fitted temperature <strong>T = {temperature:.3g}</strong> on '
-                f"{_format_number(calibration.get('n'))} validation images: the raw model was {sense}. "
+                f"{format_number(calibration.get('n'))} validation images: the raw model was {sense}. "
                 "<code>konbu predict</code> reports softmax(logits / T); the predicted class, and so the "
                 "accuracy, do not change. ECE (expected calibration error) is the average gap between "
                 "stated confidence and actual accuracy over 15 confidence bins.</p>")
-    table = (f'<div class="scroll">{_table(["", "before (T = 1)", "after"], rows, numeric={1, 2})}</div>'
-             if rows else "")
-    return text + table + figure
+    numbers = (f'<div class="scroll">{table(["", "before (T = 1)", "after"], rows, numeric={1, 2})}</div>'
+               if rows else "")
+    return text + numbers + figure
 
 
 EPOCH_COLUMNS = (
@@ -489,20 +358,20 @@ def _epoch_table(records, best_epoch) -> str:
             elif key == "images_per_second" and isinstance(value, (int, float)):
                 row.append(f"{value:,.0f}")
             else:
-                row.append(_format_number(value, key))
+                row.append(format_number(value, key))
         rows.append(row)
         classes.append("best" if best_epoch is not None and record.get("epoch") == best_epoch else "")
     note = '<p class="note">The highlighted row is the epoch whose weights were kept.</p>' if any(classes) else ""
     return ('<div class="scroll">'
-            + _table([label for _, label in columns], rows, numeric=set(range(len(columns))), row_classes=classes)
+            + table([label for _, label in columns], rows, numeric=set(range(len(columns))), row_classes=classes)
             + "</div>" + note)
 
 
 def _key_value(mapping) -> str:
     if not isinstance(mapping, dict) or not mapping:
         return ""
-    rows = [[key, _plain(value)] for key, value in _flatten(mapping)]
-    return '<div class="scroll">' + _table(["key", "value"], rows) + "</div>"
+    rows = [[key, plain(value)] for key, value in flatten(mapping)]
+    return '<div class="scroll">' + table(["key", "value"], rows) + "</div>"
 
 
 # ----------------------------------------------------------------------------- the page
@@ -542,7 +411,7 @@ def render_report(run_dir) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head>\n"
         "<body><main>\n" + "\n".join(part for part in body if part) + "\n</main></body></html>\n"
     )
 
