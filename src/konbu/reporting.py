@@ -74,14 +74,16 @@ def calibrate_run(run, val_dataset: Dataset | None = None) -> dict:
     return summary
 
 
-def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset | None = None) -> Path:
+def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset | None = None,
+                 test_logits: torch.Tensor | None = None) -> Path:
     """Draw every figure into run/figures/, write evaluation.json, then report.html; return its path.
 
     Figures: curves (metrics.jsonl), confusion and mistakes (test split), filters (first conv layer;
     the per-class weights of a model without one, e.g. softmax regression), calibration (validation
     split; fitted first if the run has no calibration.json yet). `test_dataset` None: the run's own
-    dataset's test split. When that data is not on this machine (a run copied elsewhere), the
-    figures and evaluation.json already in the run are kept and the page is rebuilt from them.
+    dataset's test split; `test_logits`, when the caller already has them (fit() does), saves running
+    the model on it a second time. When that data is not on this machine (a run copied elsewhere),
+    the figures and evaluation.json already in the run are kept and the page is rebuilt from them.
     """
     figures = run.path / "figures"
     plot_curves(read_metrics(run.path / "metrics.jsonl"), figures / "curves.png")
@@ -94,7 +96,7 @@ def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset 
             if val is not None:
                 calibrate_run(run, val)
     if test is not None:
-        logits = run.logits(test.images)
+        logits = run.logits(test.images) if test_logits is None else test_logits
         metrics = evaluate_logits(run, test, logits)
         atomic.write_json(run.path / EVALUATION_FILE, metrics)
         plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figures / "confusion.png")

@@ -37,12 +37,12 @@ def calibration(run: Path = typer.Argument(..., help="a run directory"),
                 refit: bool = typer.Option(False, "--refit", help="fit the temperature again even if the run has one")):
     """Reliability diagram before and after temperature scaling, with ECE; fits and stores T when missing."""
     from ..inspect.calibration import calibration_summary, plot_reliability
-    from ..reporting import calibrate_run, run_validation_split
+    from ..reporting import calibrate_run, figure_path, run_validation_split
     from ..runs import CALIBRATION_FILE, Run
 
     loaded = Run.load(run)
     val = run_validation_split(loaded)
-    default, path = loaded.path / "figures" / "calibration.png", None
+    default, path = figure_path(loaded, "calibration"), None
     if refit or not (loaded.path / CALIBRATION_FILE).is_file():
         summary = calibrate_run(loaded, val)    # writes calibration.json and the default figure
         console.print(f"fitted temperature {summary['temperature']:.4g} on {summary['n']:,} validation images; "

@@ -18,7 +18,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError, KonbuError, MissingDataError, ShapeError
+from ..errors import ConfigError, KonbuError, MissingDataError
 from ._app import command, console, group
 
 show_app = group("show", "Draw what a trained model learned and where it fails, as PNG figures.")
@@ -33,7 +33,8 @@ def _load(path):
 
 
 def _figure_path(run, out, name) -> Path:
-    return Path(out) if out else run.path / "figures" / f"{name}.png"
+    from ..reporting import figure_path
+    return Path(out) if out else figure_path(run, name)
 
 
 def _wrote(path):
@@ -42,17 +43,14 @@ def _wrote(path):
 
 def _test_split(run, data_dir=None):
     """The test split of the dataset the run was trained on, checked against the run's model."""
-    name = run.info.get("dataset")
+    from ..evaluate import resolve_dataset
+
     try:
         test = run.dataset("test", data_dir)   # with the run's own options (image size, classes)
     except KonbuError as error:
-        raise MissingDataError(f"this run was trained on {name!r}, whose test split cannot be loaded here: "
-                               f"{error}") from None
-    if test.image_shape != tuple(run.preprocess["image_shape"]) or test.num_classes != len(run.classes):
-        raise ShapeError(f"dataset {name!r} has images {test.image_shape} and {test.num_classes} classes, the run's "
-                         f"model takes {tuple(run.preprocess['image_shape'])} and {len(run.classes)} classes; "
-                         "pass the --data-dir the run was trained with")
-    return test
+        raise MissingDataError(f"this run was trained on {run.info.get('dataset')!r}, whose test split cannot be "
+                               f"loaded here: {error}") from None
+    return resolve_dataset(run, test)          # the shape and class checks evaluate makes
 
 
 def _class_index(target: str, classes) -> int:

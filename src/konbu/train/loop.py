@@ -386,7 +386,7 @@ def _fit(config: TrainConfig, resume, listeners, quiet) -> Run:
         info["calibration"] = {key: calibration[key] for key in ("temperature", "ece_before", "ece_after")}
     atomic.write_json(run_dir / "run.json", info)
     run.info = info   # the Run loaded above already holds the saved weights; only run.json changed
-    build_report(run, test)
+    build_report(run, test, test_logits=test_logits)
     emit(Event("end", dict(final=final, best_epoch=monitor.best_epoch, seconds=trained_seconds, run_dir=str(run_dir),
                            info=info)))
     return run
