@@ -111,3 +111,47 @@ def test_initial_filters_are_kept_and_drawn_before_and_after(tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "before.png") as image:
         assert image.format == "PNG"
+
+
+def test_the_run_directory_is_written_and_read_through_runs(tmp_path):
+    from konbu.errors import ConfigError
+    from konbu.runs import (create_run, mark_finished, mark_interrupted, mark_resumed, read_info, saved_config)
+
+    model = konbu.build_model("softmax", (1, 8, 8), 10)
+    preprocess = {"image_shape": [1, 8, 8], "mean": [0.3], "std": [0.4], "classes": [str(i) for i in range(10)]}
+    info = create_run(tmp_path / "r", {"model": "softmax", "dataset": "digits", "config": {"epochs": 2}},
+                      {"name": "softmax", "layers": model.spec}, preprocess, model)
+    assert read_info(tmp_path / "r")["status"] == "running" and info["name"] == "r"
+    assert Run.load(tmp_path / "r").classes == preprocess["classes"]     # loadable from its very start
+    with pytest.raises(ConfigError, match="already holds a run"):
+        create_run(tmp_path / "r", {}, {}, preprocess, model)
+    mark_interrupted(tmp_path / "r", info, step=7)
+    assert read_info(tmp_path / "r")["interrupted"]["step"] == 7
+    mark_resumed(tmp_path / "r", info, step=7, epoch=2, config={"epochs": 2})
+    stored = read_info(tmp_path / "r")
+    assert stored["status"] == "running" and stored["resumed"][0]["step"] == 7
+    mark_finished(tmp_path / "r", info, final={"test_accuracy": 0.5})
+    stored = read_info(tmp_path / "r")
+    assert stored["status"] == "finished" and stored["final"] == {"test_accuracy": 0.5}
+    assert saved_config(stored) == {"epochs": 2, "dataset": "digits"}
+    (tmp_path / "r" / "run.json").write_text("[1, 2]")
+    with pytest.raises(RunDirectoryError, match="expected a JSON object"):
+        read_info(tmp_path / "r")
+
+
+def test_dataset_name_is_stored_once_and_the_run_reloads_its_data(run):
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["dataset"] == "mnist-sample" and "dataset" not in info["config"]
+    train, test = run.data()
+    assert (len(train), len(test)) == (4000, 1000) and torch.equal(run.dataset("test").labels, test.labels)
+
+
+def test_probabilities_are_the_calibrated_softmax(run):
+    loaded = Run.load(run.path)
+    assert loaded.device == torch.device("cpu")      # device="auto" on a machine without a GPU
+    images = load_dataset("mnist-sample", "test").images[:16]
+    logits = loaded.logits(images)
+    assert loaded.temperature != 1.0
+    expected = (logits / loaded.temperature).softmax(dim=1)
+    assert torch.allclose(loaded.probabilities(images), expected)
+    assert torch.allclose(loaded.probabilities(logits=logits), expected)

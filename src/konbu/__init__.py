@@ -5,6 +5,7 @@
     net = konbu.build_model("chollet-mnist", train.image_shape, train.num_classes)
     print(konbu.summary(net, train.image_shape))
     run = konbu.fit(model="chollet-mnist", dataset="mnist-sample", epochs=5)
+    runs = konbu.fit_recipe("symmetry", dataset="digits")    # {"zeros": Run, "tf": Run}
     run = konbu.Run.load(run.path)
     run.predict("my_digit.jpg", top=3)
     run.evaluate()
@@ -14,11 +15,11 @@ The words match the CLI: `konbu datasets | models | summary | train | evaluate |
 
 __version__ = "0.1.0"
 
-from .data import Dataset, list_datasets, load_dataset  # noqa: E402
+from .data import Dataset, list_datasets, load_data, load_dataset  # noqa: E402
 from .errors import KonbuError  # noqa: E402
 from .models import build_model, list_models, summary  # noqa: E402
 from .runs import Run  # noqa: E402
-from .train import TrainConfig, fit  # noqa: E402
+from .train import TrainConfig, fit, fit_recipe  # noqa: E402
 
-__all__ = ["__version__", "Dataset", "load_dataset", "list_datasets", "build_model", "list_models", "summary",
-           "fit", "TrainConfig", "Run", "KonbuError"]
+__all__ = ["__version__", "Dataset", "load_data", "load_dataset", "list_datasets", "build_model", "list_models",
+           "summary", "fit", "fit_recipe", "TrainConfig", "Run", "KonbuError"]

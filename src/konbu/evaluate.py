@@ -13,9 +13,10 @@ calibration error (15 equal-width bins) of the percentages before and after scal
 import torch
 
 from .data import Dataset, load_dataset
-from .errors import ShapeError
+from .errors import KonbuError, MissingDataError, ShapeError
 from .inspect import classification_metrics, plot_confusion
 from .inspect.calibration import expected_calibration_error, nll
+from .runs import figure_path
 
 
 def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: bool = False) -> dict:
@@ -23,7 +24,7 @@ def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: boo
     dataset = resolve_dataset(run, dataset, split, data_dir)
     metrics = evaluate_logits(run, dataset, run.logits(dataset.images))
     if figures:
-        path = run.path / "figures" / "confusion.png"
+        path = figure_path(run.path, "confusion")
         plot_confusion(torch.tensor(metrics["confusion"]), run.classes, path)
         metrics["confusion_figure"] = str(path)
     return metrics
@@ -46,12 +47,23 @@ def resolve_dataset(run, dataset=None, split: str = "test", data_dir=None) -> Da
     return dataset
 
 
-def evaluate_logits(run, dataset: Dataset, logits: torch.Tensor) -> dict:
+def own_split(run, split: str = "test", data_dir=None) -> Dataset:
+    """A split of the dataset the run was trained on, checked against the run's model; a dataset
+    that cannot be loaded on this machine (a run copied elsewhere) is a MissingDataError saying so."""
+    try:
+        dataset = run.dataset(split, data_dir)   # with the run's own options (image size, classes)
+    except KonbuError as error:
+        raise MissingDataError(f"this run was trained on {run.info.get('dataset')!r}, whose {split} split cannot "
+                               f"be loaded here: {error}") from None
+    return resolve_dataset(run, dataset)
+
+
+def evaluate_logits(run, dataset: Dataset, logits: torch.Tensor, metrics: dict | None = None) -> dict:
     """The metrics of `evaluate` from logits already computed for `dataset` (the report reuses
-    them for the mistakes gallery instead of running the model twice)."""
-    metrics = classification_metrics(logits, dataset.labels, run.classes)
-    temperature = float(getattr(run, "temperature", 1.0))
-    return {"dataset": dataset.name, "split": dataset.split, **metrics, "temperature": temperature,
-            "calibrated_loss": nll(logits, dataset.labels, temperature),
+    them for the mistakes gallery instead of running the model twice); `metrics`: their
+    classification_metrics, when the caller has them already (fit() does)."""
+    metrics = classification_metrics(logits, dataset.labels, run.classes) if metrics is None else metrics
+    return {"dataset": dataset.name, "split": dataset.split, **metrics, "temperature": run.temperature,
+            "calibrated_loss": nll(logits, dataset.labels, run.temperature),
             "ece": expected_calibration_error(logits.softmax(dim=1), dataset.labels),
-            "calibrated_ece": expected_calibration_error((logits / temperature).softmax(dim=1), dataset.labels)}
+            "calibrated_ece": expected_calibration_error(run.probabilities(logits=logits), dataset.labels)}

@@ -13,13 +13,10 @@ konbu.preprocess, shared with the inspection figures.
 import torch
 
 from .errors import ConfigError, KonbuError, ShapeError
-from .images import read_image
-from .ink import mnist_normalise
 from .inspect import plot_input_check
-from .preprocess import image_shape, prepare_batch, to_model_input
+from .preprocess import image_shape, prepare_batch
 
-__all__ = ["read_image", "mnist_normalise", "to_model_input", "prepare_batch", "top_k", "predict", "predict_files",
-           "describe"]
+__all__ = ["top_k", "predict", "predict_files", "describe"]
 
 
 def top_k(probabilities: torch.Tensor, classes, k: int) -> list:
@@ -58,8 +55,7 @@ def _classify(run, sources, top: int):
     1.0 for a run without one). T > 0 never changes which class comes first, only how sure it sounds.
     """
     batch = prepare_batch(sources, run.preprocess)
-    temperature = float(getattr(run, "temperature", 1.0))
-    return batch, top_k((run.logits(batch) / temperature).softmax(dim=1), run.classes, top)
+    return batch, top_k(run.probabilities(batch), run.classes, top)
 
 
 def _decide(predictions: list, reject_below) -> dict:
@@ -115,7 +111,7 @@ def _training_examples(run, label: int, count: int = 8) -> torch.Tensor:
     """A few training images of class `label`, or none when the run's dataset isn't on disk here."""
     from .data import is_available
 
-    name, data_dir = run.info.get("dataset"), run.info.get("config", {}).get("data_dir")
+    name, data_dir = run.info.get("dataset"), (run.info.get("config") or {}).get("data_dir")
     try:
         if is_available(name, data_dir):
             train = run.dataset("train")

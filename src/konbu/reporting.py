@@ -5,14 +5,17 @@
     run = konbu.Run.load("runs/deep")
     calibrate_run(run)           # fits T on the validation split -> calibration.json, figures/calibration.png
     build_report(run)            # figures/*.png + evaluation.json + report.html; returns the report's path
+    build_report(run, data_dir="/mnt/mnist")      # the run's dataset lies elsewhere on this machine
+    draw_mistakes(run)           # figures/mistakes.png and how many test images were wrong
+    show_calibration(run)        # the reliability diagram, fitting T first when the run has none
 
     konbu report runs/deep               # the same from the CLI
     konbu show calibration runs/deep     # the reliability diagram alone
 
 This module sits above konbu.inspect (it needs a loaded Run and the data): inspect draws and
-writes pages from tensors and files, this module feeds it. Both functions only add files to the run
+writes pages from tensors and files, this module feeds it. Its functions only add files to the run
 directory (atomically); the weights are never touched. The training loop calls them at the end of
-fit(): `calibrate_run(run, val)` then `build_report(run, test)`.
+fit() (konbu.train.finish): `calibrate_run(run, val)` then `build_report(run, test)`.
 
 The validation split of a run trained before calibration existed is recomputed exactly as fit()
 makes it: `validation_split(train, config.val_fraction, config.seed)`.
@@ -30,33 +33,28 @@ from .inspect import plot_confusion, plot_curves, write_report
 from .inspect.calibration import calibration_summary, fit_temperature, plot_reliability
 from .inspect.filters import plot_class_weights, plot_filters
 from .inspect.mistakes import find_mistakes, plot_mistakes
-from .runs import CALIBRATION_FILE, INITIAL_FILE, read_metrics
+from .runs import CALIBRATION_FILE, EVALUATION_FILE, INITIAL_FILE, figure_path, read_metrics, saved_config
 
-EVALUATION_FILE = "evaluation.json"
 MISTAKES_SHOWN = 36        # a 6 x 6 gallery: enough to see patterns, small enough to embed
 
 
-def figure_path(run, name: str) -> Path:
-    return run.path / "figures" / f"{name}.png"
-
-
-def run_validation_split(run) -> Dataset:
+def run_validation_split(run, data_dir=None) -> Dataset:
     """The run's validation images, recomputed the way fit() split them (same dataset, fraction, seed).
 
     Raises ConfigError for a run trained without a validation split, MissingDataError when the
-    run's dataset is not on this machine."""
-    config = run.info.get("config", {})
+    run's dataset is not on this machine (`data_dir`: where it lies, if not where it was trained)."""
+    config = saved_config(run.info)
     fraction, seed = config.get("val_fraction", 0.0), config.get("seed", run.info.get("seed", 0))
     if not fraction:
         raise ConfigError(f"{run.path} was trained without a validation split (val_fraction 0), and a temperature "
                           f"fitted on the test split would make its test numbers optimistic; train with "
                           f"--val-fraction 0.1 to calibrate")
-    full_train = run.dataset("train")
+    full_train = run.dataset("train", data_dir)
     _, val = validation_split(full_train, fraction, seed)
     return resolve_dataset(run, val)
 
 
-def calibrate_run(run, val_dataset: Dataset | None = None) -> dict:
+def calibrate_run(run, val_dataset: Dataset | None = None, data_dir=None) -> dict:
     """Fit the softmax temperature on the validation split and store it in the run.
 
     Writes `calibration.json` ({"temperature", "val_nll_before", "val_nll_after", "ece_before",
@@ -64,45 +62,76 @@ def calibrate_run(run, val_dataset: Dataset | None = None) -> dict:
     `run.temperature`, so `run.predict` reports calibrated percentages at once. `val_dataset`
     None: recompute the split as fit() made it. Returns what calibration.json holds.
     """
-    val = run_validation_split(run) if val_dataset is None else resolve_dataset(run, val_dataset)
+    val = run_validation_split(run, data_dir) if val_dataset is None else resolve_dataset(run, val_dataset)
     logits = run.logits(val.images)
     temperature = fit_temperature(logits, val.labels)
     summary = calibration_summary(logits, val.labels, temperature)
     atomic.write_json(run.path / CALIBRATION_FILE, summary)
-    plot_reliability(logits, val.labels, temperature, figure_path(run, "calibration"))
+    plot_reliability(logits, val.labels, temperature, figure_path(run.path, "calibration"))
     run.temperature = temperature
     return summary
 
 
+def show_calibration(run, out=None, refit: bool = False, data_dir=None) -> tuple[dict, Path, bool]:
+    """(summary, figure path, fitted): the reliability diagram before and after temperature scaling.
+    Fits and stores the temperature first when the run has none (or with `refit`); `out` None draws
+    RUN/figures/calibration.png."""
+    val = run_validation_split(run, data_dir)
+    fitted = refit or not (run.path / CALIBRATION_FILE).is_file()
+    if fitted:
+        summary = calibrate_run(run, val)   # writes calibration.json and the default figure
+        if out is None:
+            return summary, figure_path(run.path, "calibration"), True
+    logits = run.logits(val.images)
+    summary = calibration_summary(logits, val.labels, run.temperature)
+    path = plot_reliability(logits, val.labels, run.temperature, out if out is not None else
+                            figure_path(run.path, "calibration"))
+    return summary, path, fitted
+
+
+def draw_mistakes(run, test: Dataset | None = None, logits: torch.Tensor | None = None, n: int = MISTAKES_SHOWN,
+                  out=None, data_dir=None) -> dict:
+    """figures/mistakes.png (or `out`): the test split's `n` worst mistakes, titled with the
+    calibrated probability (the percentage `konbu predict` would have said). Returns {"path",
+    "wrong", "n" (test images), "shown"}. `logits`: the model's, when the caller has them already."""
+    test = resolve_dataset(run, test, data_dir=data_dir)
+    logits = run.logits(test.images) if logits is None else logits
+    found = find_mistakes(logits / run.temperature, test.labels, n=n)
+    wrong = int((logits.argmax(dim=1) != test.labels).sum())
+    title = (f"the {len(found)} worst of {wrong:,} mistakes on {len(test):,} test images: "
+             "true → predicted (probability of the prediction)")
+    path = plot_mistakes(test.images, found, run.classes, out or figure_path(run.path, "mistakes"), title=title)
+    return {"path": path, "wrong": wrong, "n": len(test), "shown": len(found)}
+
+
 def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset | None = None,
-                 test_logits: torch.Tensor | None = None) -> Path:
+                 test_logits: torch.Tensor | None = None, test_metrics: dict | None = None, data_dir=None) -> Path:
     """Draw every figure into run/figures/, write evaluation.json, then report.html; return its path.
 
     Figures: curves (metrics.jsonl), confusion and mistakes (test split), filters (first conv layer;
     the per-class weights of a model without one, e.g. softmax regression), calibration (validation
     split; fitted first if the run has no calibration.json yet). `test_dataset` None: the run's own
-    dataset's test split; `test_logits`, when the caller already has them (fit() does), saves running
-    the model on it a second time. When that data is not on this machine (a run copied elsewhere),
-    the figures and evaluation.json already in the run are kept and the page is rebuilt from them.
+    dataset's test split, from `data_dir` when given (else where it was trained); `test_logits` and
+    `test_metrics` (classification_metrics of them), when the caller already has them (fit() does),
+    save computing them a second time. When the data is not on this machine (a run copied
+    elsewhere), the figures and evaluation.json already in the run are kept and the page is rebuilt.
     """
-    figures = run.path / "figures"
-    plot_curves(read_metrics(run.path / "metrics.jsonl"), figures / "curves.png")
+    plot_curves(read_metrics(run.path), figure_path(run.path, "curves"))
     _draw_weights(run)
 
-    test = _dataset_or_none(lambda: resolve_dataset(run, test_dataset))
-    if not (run.path / CALIBRATION_FILE).is_file() or not (figures / "calibration.png").is_file() or val_dataset:
-        if val_dataset is not None or run.info.get("config", {}).get("val_fraction"):
-            val = val_dataset if val_dataset is not None else _dataset_or_none(lambda: run_validation_split(run))
+    test = _dataset_or_none(lambda: resolve_dataset(run, test_dataset, data_dir=data_dir))
+    calibrated = (run.path / CALIBRATION_FILE).is_file() and figure_path(run.path, "calibration").is_file()
+    if not calibrated or val_dataset is not None:
+        if val_dataset is not None or saved_config(run.info).get("val_fraction"):
+            val = val_dataset if val_dataset is not None else _dataset_or_none(lambda: run_validation_split(run, data_dir))
             if val is not None:
                 calibrate_run(run, val)
     if test is not None:
         logits = run.logits(test.images) if test_logits is None else test_logits
-        metrics = evaluate_logits(run, test, logits)
+        metrics = evaluate_logits(run, test, logits, test_metrics)
         atomic.write_json(run.path / EVALUATION_FILE, metrics)
-        plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figures / "confusion.png")
-        # Titled with the calibrated probability: the percentage `konbu predict` would have said.
-        mistakes = find_mistakes(logits / run.temperature, test.labels, n=MISTAKES_SHOWN)
-        plot_mistakes(test.images, mistakes, run.classes, figures / "mistakes.png")
+        plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figure_path(run.path, "confusion"))
+        draw_mistakes(run, test, logits)
     return write_report(run.path)
 
 
@@ -118,10 +147,10 @@ def _draw_weights(run) -> Path | None:
     (softmax regression, MLP); None for a model with neither a conv layer nor a dense layer on pixels."""
     if any(isinstance(module, torch.nn.Conv2d) for module in run.model.modules()):
         if (run.path / INITIAL_FILE).is_file():   # before and after: what training changed
-            plot_filters(run.initial_model(), figure_path(run, "filters-initial"), when="before training")
-        return plot_filters(run.model, figure_path(run, "filters"), when="after training")
+            plot_filters(run.initial_model(), figure_path(run.path, "filters-initial"), when="before training")
+        return plot_filters(run.model, figure_path(run.path, "filters"), when="after training")
     try:
         return plot_class_weights(run.model, run.classes, tuple(run.preprocess["image_shape"]),
-                                  figure_path(run, "class_weights"))
+                                  figure_path(run.path, "class_weights"))
     except ModelSpecError:
         return None

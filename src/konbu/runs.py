@@ -1,38 +1,68 @@
 """The run directory: the one contract between training and everything that reads a model.
 
     runs/<name>/
-      run.json            dataset, model, config, versions, seed, device, times, final metrics
+      run.json            dataset, model, config, versions, seed, device, times, status, final metrics
       model.json          the layer spec: the model is rebuilt from it without pickle or code
       preprocess.json     input shape, channels, mean/std, ink style, class names (serving contract)
       weights.safetensors best weights by validation accuracy (never pickle)
+      initial.safetensors the conv kernels as initialised (`konbu show filters --initial`)
       last.ckpt/          latest full training state: weights, optimizer, RNG, epoch/step
-      metrics.jsonl       one JSON line per training step and per epoch
+      metrics.jsonl       one JSON line per training step and per epoch (metrics.csv: the epochs)
       calibration.json    the softmax temperature fitted on the validation split (optional)
       evaluation.json     test-split metrics the report shows: per-class table, confusion (optional)
       figures/*.png       curves, confusion, ...
       report.html         one self-contained page
 
-    run = Run.load("runs/deep")
+This is the only module that knows those names. Training creates a run (`create_run`), moves its
+status ("running" -> "interrupted" / "finished", with "stopped" saying why a run ended early) with
+`mark_*`, and everything else reads it through `Run` or the readers here:
+
+    run = Run.load("runs/deep")          # on the GPU when there is one (device="auto")
     run.predict("digit.jpg", top=3)      # [[{"label": "7", "index": 7, "probability": 0.98}, ...]]
+    run.probabilities(images)            # softmax(logits / T): calibrated, [N, K]
     run.evaluate()                       # {"accuracy": ..., "loss": ..., "n": ...}
+    train, test = run.data()             # the run's dataset, loaded with its own options
 
 Every file is written atomically (konbu.atomic), so a killed run leaves complete files behind.
 """
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save
 
 from . import atomic
-from .errors import RunDirectoryError
+from .errors import ConfigError, RunDirectoryError
 from .models import build_model
 
-REQUIRED_FILES = ("run.json", "model.json", "preprocess.json", "weights.safetensors")
-CALIBRATION_FILE = "calibration.json"
+RUN_FILE = "run.json"
+MODEL_FILE = "model.json"
+PREPROCESS_FILE = "preprocess.json"
+WEIGHTS_FILE = "weights.safetensors"
 INITIAL_FILE = "initial.safetensors"   # the conv kernels before training: `konbu show filters --initial`
+CHECKPOINT_DIR = "last.ckpt"
+METRICS_FILE = "metrics.jsonl"
+METRICS_CSV = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+CALIBRATION_FILE = "calibration.json"
+EVALUATION_FILE = "evaluation.json"
+FIGURES_DIR = "figures"
+REPORT_FILE = "report.html"
+REQUIRED_FILES = (RUN_FILE, MODEL_FILE, PREPROCESS_FILE, WEIGHTS_FILE)
 
+
+def figure_path(run_dir, name: str) -> Path:
+    """Where the figure `name` of a run goes: RUN/figures/NAME.png."""
+    return Path(run_dir) / FIGURES_DIR / f"{name}.png"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- writing
 
 def save_weights(path, model) -> Path:
     """Weights as safetensors (tensors made contiguous: channels_last weights are strided)."""
@@ -48,27 +78,102 @@ def save_initial_filters(path, model) -> Path | None:
     return atomic.write_bytes(path, save(state)) if state else None
 
 
+def create_run(run_dir, info: dict, model_spec: dict, preprocess: dict, model) -> dict:
+    """Start a new run: model.json, preprocess.json, the initial weights (until an epoch beats them
+    they are the best we have, so a run stopped in its first epoch still loads), the initial conv
+    kernels, then run.json with status "running", written last so a run.json means a complete start.
+    Refuses a folder that already holds a run: nothing is ever written over. Returns run.json's dict."""
+    run_dir = Path(run_dir)
+    if (run_dir / RUN_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass another --out, remove that folder, "
+                          f"or continue it with --resume {run_dir}")
+    atomic.write_json(run_dir / MODEL_FILE, model_spec)
+    atomic.write_json(run_dir / PREPROCESS_FILE, preprocess)
+    save_weights(run_dir / WEIGHTS_FILE, model)
+    save_initial_filters(run_dir / INITIAL_FILE, model)
+    info = {"name": run_dir.name, **info, "status": "running", "started": _now()}
+    atomic.write_json(run_dir / RUN_FILE, info)
+    return info
+
+
+def mark_resumed(run_dir, info: dict, step: int, epoch: int, config: dict) -> dict:
+    """A resumed run is "running" again; "resumed" lists where each resume began."""
+    info.setdefault("resumed", []).append({"step": step, "epoch": epoch, "time": _now()})
+    info.update(status="running", config=config)
+    atomic.write_json(Path(run_dir) / RUN_FILE, info)
+    return info
+
+
+def mark_interrupted(run_dir, info: dict, step: int) -> dict:
+    """Ctrl-C: last.ckpt holds `step`; `konbu train --resume RUN` continues it."""
+    info.update(status="interrupted", interrupted={"step": step, "time": _now()})
+    atomic.write_json(Path(run_dir) / RUN_FILE, info)
+    return info
+
+
+def mark_finished(run_dir, info: dict, **fields) -> dict:
+    """Training is over: `fields` (final metrics, best epoch, "stopped" when it ended early, ...) go
+    into run.json with status "finished"; a finished run can no longer be resumed."""
+    info.update(fields, status="finished", finished=_now())
+    atomic.write_json(Path(run_dir) / RUN_FILE, info)
+    return info
+
+
+# ----------------------------------------------------------------------------- reading
+
 def read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirectoryError(f"{path} is missing; this is not a complete konbu run directory") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunDirectoryError(f"{path} is not valid JSON ({e}); the run directory is damaged") from None
 
 
-def read_metrics(path) -> list:
-    """metrics.jsonl records; a torn last line (a run killed mid-write) is skipped, not an error."""
-    path = Path(path)
+def read_info(run_dir) -> dict:
+    """run.json as a dict; RunDirectoryError when it is missing, damaged or not an object."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise RunDirectoryError(f"{path} not found. A run directory holds the run.json written by "
+                                "`konbu train`; check the path, or train a run first.")
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise RunDirectoryError(f"{path} holds a {type(info).__name__}, expected a JSON object")
+    return info
+
+
+def read_optional_json(run_dir, name: str) -> dict:
+    """calibration.json / evaluation.json: {} when absent or unreadable (what reads it leaves it out)."""
+    path = Path(run_dir) / name
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_metrics(run_dir) -> list:
+    """metrics.jsonl's records (`run_dir` may also be the file itself); a torn last line (a run
+    killed mid-write) is skipped, not an error."""
+    path = Path(run_dir)
+    path = path / METRICS_FILE if path.is_dir() else path
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
+
+
+def saved_config(info: dict) -> dict:
+    """The training settings a run was started with (TrainConfig's fields): run.json's "config",
+    with the dataset name, which run.json keeps once, at its top level."""
+    return {**(info.get("config") or {}), **({"dataset": info["dataset"]} if "dataset" in info else {})}
 
 
 def read_temperature(path) -> float:
@@ -92,13 +197,17 @@ class Run:
         self.info = info              # run.json
         self.spec = spec              # model.json
         self.preprocess = preprocess  # preprocess.json
-        self.model = model            # a konbu Net in eval mode, on the CPU
+        self.model = model            # a konbu Net in eval mode, on the run's device
         # calibration.json's softmax temperature: predict reports softmax(logits / T). 1.0 (the raw
         # softmax) for runs trained before calibration existed or without a validation split.
         self.temperature = temperature
 
     @classmethod
-    def load(cls, path, device="cpu") -> "Run":
+    def load(cls, path, device="auto") -> "Run":
+        """The run at `path` on `device` ("auto": a GPU when there is one, so a run trained there is
+        evaluated and reported there; "cpu" to keep it off the GPU)."""
+        from .device import pick_device
+
         path = Path(path)
         if not path.is_dir():
             raise RunDirectoryError(f"run directory {path} not found; pass the folder `konbu train` wrote "
@@ -108,10 +217,10 @@ class Run:
             raise RunDirectoryError(f"{path} is incomplete: missing {', '.join(missing)}. A run still "
                                     "training writes weights.safetensors after its first epoch.")
         info, spec, preprocess = (read_json(path / name) for name in REQUIRED_FILES[:3])
+        device = pick_device(str(device))
         try:
             model = build_model(spec, tuple(preprocess["image_shape"]), len(preprocess["classes"]))
-            state = load_file(path / "weights.safetensors", device=str(device))
-            model.load_state_dict(state)
+            model.load_state_dict(load_file(path / WEIGHTS_FILE))
         except (KeyError, RuntimeError, OSError, ValueError) as e:
             raise RunDirectoryError(f"{path}: model.json, preprocess.json and weights.safetensors do not fit "
                                     f"together ({str(e).splitlines()[0]})") from None
@@ -123,19 +232,30 @@ class Run:
         return list(self.preprocess["classes"])
 
     @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
     def history(self):
         """The per-epoch records of metrics.jsonl."""
-        return [r for r in read_metrics(self.path / "metrics.jsonl") if r.get("kind") == "epoch"]
+        return [r for r in read_metrics(self.path) if r.get("kind") == "epoch"]
+
+    def data(self, data_dir=None):
+        """(train, test) of the dataset this run was trained on, loaded once with the run's own
+        options (its data folder, --image-size, --classes), so the images fit the model. `data_dir`
+        overrides the folder (a run copied to a machine that keeps the data elsewhere)."""
+        from .data import dataset_options, load_data
+
+        options = dataset_options({**saved_config(self.info), **({"data_dir": str(data_dir)} if data_dir else {})})
+        return load_data(self.info["dataset"], **options)
 
     def dataset(self, split: str = "test", data_dir=None):
-        """A split of the dataset this run was trained on, loaded with the run's own options (its
-        data folder, --image-size, --classes), so the images fit the model. `data_dir` overrides
-        the folder (a run copied to a machine that keeps the data elsewhere)."""
-        from .data import load_dataset
+        """One split of the run's own dataset (see `data`)."""
+        from .data import SPLITS
 
-        config = self.info.get("config") or {}
-        options = {key: config[key] for key in ("image_size", "classes") if config.get(key) is not None}
-        return load_dataset(self.info["dataset"], split, data_dir or config.get("data_dir"), **options)
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        return self.data(data_dir)[SPLITS.index(split)]
 
     def initial_model(self):
         """A copy of the model with its conv kernels as they were before training (initial.safetensors)."""
@@ -150,8 +270,17 @@ class Run:
         return model
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Float32 logits [N, K] on the CPU for uint8 images [N, C, H, W] (normalised as trained)."""
         from .inference import logits
         return logits(self.model, images, self.preprocess["mean"], self.preprocess["std"])
+
+    def probabilities(self, images: torch.Tensor | None = None, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated probabilities [N, K]: softmax(logits / T), T the run's temperature. From uint8
+        `images`, or from `logits` already computed for them. T > 0 never changes which class comes
+        first, only how sure it sounds."""
+        if logits is None:
+            logits = self.logits(images)
+        return (logits.float() / self.temperature).softmax(dim=-1)
 
     def predict(self, images, top: int = 5, reject_below: float | None = None):
         """Top-`top` predictions for one image (path, PIL image, array) or a list of them, with

@@ -68,3 +68,16 @@ def test_lr_find(tmp_path):
     assert "suggested learning rate" in result.output and out.read_bytes()[:4] == b"\x89PNG"
     result = konbu("lr-find", "--model", "softmax", "--dataset", "digits", "--start", "1", "--end", "0.1")
     assert result.exit_code == 2 and "start < end" in result.output
+
+
+def test_every_training_setting_is_a_flag_and_help_shows_the_configs_defaults():
+    import inspect
+    from dataclasses import fields
+
+    from konbu.cli.train import train
+    from konbu.train import TrainConfig
+
+    assert set(inspect.signature(train).parameters) - {"resume"} == {f.name for f in fields(TrainConfig)}
+    result = konbu("train", "--help")
+    compact = "".join(result.output.replace("│", "").split())   # the help box wraps at 80 columns
+    assert result.exit_code == 0 and f"passesoverthetrainingset(default:{TrainConfig().epochs})" in compact

@@ -109,3 +109,14 @@ def test_mnist_missing_files_say_what_to_do(tmp_path):
     assert not is_available("mnist", tmp_path)
     with pytest.raises(MissingDataError, match=r"missing t10k-labels-idx1-ubyte.*--data-dir"):
         load_dataset("mnist", "train", tmp_path / "")
+
+
+def test_load_data_gives_both_splits_from_one_load():
+    from konbu.data import dataset_options, load_data
+
+    train, test = load_data("digits", classes="0,1,7")
+    assert (train.split, test.split) == ("train", "test") and train.classes == ("0", "1", "7")
+    assert train.mean == test.mean == load_dataset("digits", "test", classes="0,1,7").mean   # the train split's
+    assert torch.equal(test.images, load_dataset("digits", "test", classes="0,1,7").images)
+    assert dataset_options({"data_dir": "d", "image_size": None, "classes": "0,1", "epochs": 3}) == {
+        "data_dir": "d", "classes": "0,1"}

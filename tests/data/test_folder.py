@@ -1,7 +1,12 @@
-"""`folder:PATH`: class sub-folders of mixed image formats, a train/test layout, and a CSV."""
+"""`folder:PATH`: class sub-folders of mixed image formats, a train/test layout, and a CSV; grey
+digits saved as colour JPEG or WebP load as one channel, like the same digits saved as PNG.
+
+    PYTHONPATH=src python -m pytest tests/data/test_folder.py -q
+"""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from konbu.data import dataset_info, load_dataset
@@ -87,3 +92,80 @@ def test_grey_levels_survive_the_cache(tmp_path):
     first = load_dataset(f"folder:{tmp_path / 'pets'}", "train")
     second = load_dataset(f"folder:{tmp_path / 'pets'}", "train")
     assert np.array_equal(first.images.numpy(), second.images.numpy()) and first.classes == second.classes
+
+
+# ---------------------------------------------------------------------------------------------
+# Grey digits in lossy formats: one channel, as from PNG; colour stays colour
+# ---------------------------------------------------------------------------------------------
+
+DIGITS_PER_CLASS = 5
+
+
+@pytest.fixture(scope="module")
+def grey_digits():
+    """[(28x28 uint8 white-on-black digit, its class name)], five zeros and five ones of mnist-sample."""
+    test = load_dataset("mnist-sample", "test")
+    picked = [index for label in (0, 1) for index in np.nonzero(test.labels.numpy() == label)[0][:DIGITS_PER_CLASS]]
+    return [(test.images[index, 0].numpy(), str(int(test.labels[index]))) for index in picked]
+
+
+def as_ycbcr(grey, cb, cr):
+    """A grey picture whose stored chroma sits at (cb, cr): 128 is neutral; 127 or 129 is how an
+    encoder that rounds its colour conversion the other way stores grey."""
+    planes = [Image.fromarray(grey), Image.new("L", grey.shape[::-1], cb), Image.new("L", grey.shape[::-1], cr)]
+    return Image.merge("YCbCr", planes)
+
+
+GREY_FILES = {   # name -> (extension, grey array -> PIL image to save, save options)
+    "jpeg rgb": ("jpg", lambda grey: Image.fromarray(grey).convert("RGB"), {}),
+    "jpeg chroma one level off": ("jpg", lambda grey: as_ycbcr(grey, 127, 129), {}),
+    "jpeg chroma one level off, quality 95": ("jpg", lambda grey: as_ycbcr(grey, 129, 127), {"quality": 95}),
+    "webp rgb": ("webp", lambda grey: Image.fromarray(grey).convert("RGB"), {}),
+    "webp rgba": ("webp", lambda grey: Image.fromarray(grey).convert("RGBA"), {}),
+}
+
+
+def save_digits(root, digits, extension, to_image, **options):
+    for index, (digit, label) in enumerate(digits):
+        path = root / label / f"{index}.{extension}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        to_image(digit).save(path, **options)
+    return root
+
+
+@pytest.mark.parametrize("kind", GREY_FILES)
+def test_grey_digits_in_jpeg_and_webp_load_as_one_channel(tmp_path, grey_digits, kind):
+    extension, to_image, options = GREY_FILES[kind]
+    png = save_digits(tmp_path / "png", grey_digits, "png", Image.fromarray)
+    lossy = save_digits(tmp_path / extension, grey_digits, extension, to_image, **options)
+    with Image.open(next(lossy.rglob(f"*.{extension}"))) as first:
+        assert first.mode in ("RGB", "RGBA")   # colour files, not grey ones
+        if kind != "jpeg rgb":   # channels a level or more apart: an exact "all equal" rule reads colour
+            assert np.ptp(np.asarray(first)[..., :3], axis=-1).max() > 0
+
+    from_png = load_dataset(f"folder:{png}", "train")
+    from_lossy = load_dataset(f"folder:{lossy}", "train")
+    assert from_png.images.shape[1:] == (1, 28, 28)
+    assert from_lossy.images.shape[1:] == (1, 28, 28) and from_lossy.info.image_shape == (1, 28, 28)
+    # the same digits, within what the lossy format moved
+    assert torch.equal(from_lossy.labels, from_png.labels)
+    difference = (from_lossy.images.float() - from_png.images.float()).abs().mean()
+    assert difference < 4
+
+
+@pytest.mark.parametrize("extension", ["jpg", "webp", "png"])
+@pytest.mark.parametrize("colour", ["blue ink", "sepia", "one red dot"])
+def test_colour_images_stay_three_channels(tmp_path, grey_digits, extension, colour):
+    def coloured(grey):
+        rgb = np.stack([grey] * 3, axis=-1).astype(np.int16)
+        if colour == "blue ink":     # white-on-black becomes blue on white
+            rgb = 255 - rgb
+            rgb[..., 2] = 255
+        elif colour == "sepia":      # a faint warm tint: blue 24 levels below red
+            rgb[..., 0] += 12
+            rgb[..., 2] -= 12
+        else:                        # grey, but for a 4x4 red mark in a corner
+            rgb[:4, :4] = (220, 30, 30)
+        return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    root = save_digits(tmp_path / "colour", grey_digits, extension, coloured)
+    assert load_dataset(f"folder:{root}", "train").images.shape[1:] == (3, 28, 28)

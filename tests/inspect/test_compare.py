@@ -78,7 +78,7 @@ def test_overlay_lines_carry_the_epoch_values(tmp_path, monkeypatch):
                 drawn[(ax.get_title(), line.get_label())] = (list(line.get_xdata()), list(line.get_ydata()))
         return Path(path)
 
-    monkeypatch.setattr(compare, "_save", keep)
+    monkeypatch.setattr(compare, "save_figure", keep)
     plot_curves_overlay({"softmax": epochs([0.20, 0.2879])}, tmp_path / "c.png")
     x, y = drawn[("Accuracy (higher is better)", "softmax (validation)")]
     assert x == [1, 2] and y == pytest.approx([0.18, 0.2679])

@@ -2,7 +2,6 @@
 to the same computation done by hand with torch.nn.functional; and the step-through figure."""
 
 import warnings
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,20 +12,21 @@ from konbu.errors import ShapeError
 from konbu.inference import normalise
 from konbu.inspect.features import feature_maps, model_input, plot_activations
 from konbu.models import build_model, get_model_entry, list_models, summary
+from konbu.runs import Run
 from konbu.preprocess import to_model_input
 
 KANA = ["あ", "い", "う", "え", "お"]
 
 
 def fake_run(model_name, input_shape=(1, 28, 28), classes=None):
-    """A run without a run directory: .model and .preprocess are all the inspection needs."""
+    """A run without a run directory: its model and preprocessing are all the inspection needs."""
     classes = classes or [str(i) for i in range(10)]
     torch.manual_seed(0)
     net = build_model(model_name, input_shape, len(classes)).eval()
     channels = input_shape[0]
     preprocess = {"image_shape": list(input_shape), "mean": [0.13] * channels, "std": [0.31] * channels,
                   "classes": classes, "ink": ""}
-    return SimpleNamespace(model=net, preprocess=preprocess)
+    return Run("unsaved", {}, {}, preprocess, net)
 
 
 def random_image(shape, seed=1):

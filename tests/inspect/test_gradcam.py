@@ -1,7 +1,6 @@
 """konbu.inspect.gradcam: the heat map lands on a planted feature, for a net whose answer is known
 by construction and for a tiny net trained to find a bright square."""
 
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from PIL import Image
 from konbu.errors import ConfigError, ModelSpecError
 from konbu.inspect.gradcam import gradcam, plot_gradcam
 from konbu.models import build_model
+from konbu.runs import Run
 
 SIZE = 16
 
@@ -132,8 +132,8 @@ def test_plot_gradcam_from_an_image_file(tmp_path):
     picture = (bars_image()[0] * 255).to(torch.uint8).numpy()
     path = tmp_path / "bars.png"
     Image.fromarray(picture).save(path)
-    run = SimpleNamespace(model=bars_net(), preprocess={"image_shape": [1, SIZE, SIZE], "mean": [0.0], "std": [1.0],
-                                                        "classes": ["縦", "横"], "ink": ""})
+    run = Run("unsaved", {}, {}, {"image_shape": [1, SIZE, SIZE], "mean": [0.0], "std": [1.0],
+                                  "classes": ["縦", "横"], "ink": ""}, bars_net())
     for target in (None, 0):
         written = plot_gradcam(run, path, tmp_path / f"cam-{target}.png", target=target)
         with Image.open(written) as image:

@@ -61,3 +61,23 @@ def test_unknown_model_lists_the_zoo():
     from konbu.errors import UnknownNameError
     with pytest.raises(UnknownNameError, match="chollet-mnist"):
         build_model("resnet-9000")
+
+
+def test_default_input_is_the_entrys_own_unless_a_dataset_says_otherwise(tmp_path):
+    from konbu.models import default_input
+    assert default_input("cifar10-net") == ((3, 32, 32), 10)
+    assert default_input("lenet") == ((1, 28, 28), 10)
+    assert default_input("cifar10-net", (1, 8, 8), 26) == ((1, 8, 8), 26)   # fitted to a dataset
+    assert default_input("cifar10-net", num_classes=100) == ((3, 32, 32), 100)
+    spec_file = tmp_path / "net.json"
+    spec_file.write_text('[{"type": "flatten"}, {"type": "dense", "units": "classes"}]')
+    for spec in (str(spec_file), [{"type": "flatten"}], {"layers": [{"type": "flatten"}]}):
+        assert default_input(spec) == ((1, 28, 28), 10)   # a spec does not say what data it was for
+    assert default_input(str(spec_file), [3, 16, 16], 4) == ((3, 16, 16), 4)
+
+
+def test_default_input_of_an_unknown_name_lists_the_zoo():
+    from konbu.errors import UnknownNameError
+    from konbu.models import default_input
+    with pytest.raises(UnknownNameError, match="chollet-mnist"):
+        default_input("resnet-9000")

@@ -4,6 +4,7 @@ augmentation in the loop, and the settings' own checks."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,8 +17,8 @@ from konbu.inference import normalise
 from konbu.runs import read_metrics
 from konbu.train import TrainConfig
 from konbu.train.ema import EMA
-from konbu.train.epoch import EpochProgress, epoch_order, forward, normalise_unit, train_one_epoch
-from konbu.train.loop import build_parts, prepare_data
+from konbu.train.epoch import EpochProgress, epoch_order, normalise_unit, train_one_epoch
+from konbu.train.parts import build_parts, input_statistics, prepare_data
 
 CPU = torch.device("cpu")
 
@@ -25,13 +26,15 @@ CPU = torch.device("cpu")
 def parts_for(**settings):
     config = TrainConfig.from_overrides(**{"dataset": "tiny-mnist", "device": "cpu", "precision": "fp32", **settings})
     train, _, _ = prepare_data(config)
-    parts, _, sample_weights = build_parts(config, train, CPU, "fp32")
-    return config, train, parts, sample_weights
+    parts = build_parts(config, train, CPU, "fp32")
+    return config, train, parts, parts.sample_weights
 
 
 def run_steps(parts, train, steps):
-    progress = EpochProgress.begin(1, torch.randperm(len(train)), 0, CPU)
-    stop = train_one_epoch(parts, train.images, train.labels, progress, lambda event: None, steps)
+    progress = EpochProgress.begin(1, torch.randperm(len(train)), CPU)
+    stop = train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, train.images, train.labels,
+                           progress, replace(parts.settings, last_step=steps), lambda event: None, ema=parts.ema,
+                           guard=parts.guard, dropout=parts.dropout)
     return progress, stop
 
 
@@ -80,7 +83,7 @@ def test_early_stopping_and_keep_last(tmp_path):
 def test_class_weights_and_balanced_sampling():
     _, train, parts, sample_weights = parts_for(model="softmax", class_weights="balanced", sampler="balanced")
     counts = torch.bincount(train.labels, minlength=10).double()
-    assert torch.allclose(parts.class_weights.double(), len(train) / (10 * counts), rtol=1e-6)
+    assert torch.allclose(parts.loss.class_weights.double(), len(train) / (10 * counts), rtol=1e-6)
     skewed = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
     weights = (1.0 / torch.bincount(skewed).double())[skewed]
     drawn = skewed.repeat(200)[epoch_order(20_000, weights.repeat(200))]
@@ -99,10 +102,10 @@ def test_gradient_clipping_bounds_the_step():
 def test_label_smoothing_and_normalisation():
     _, train, parts, _ = parts_for(model="softmax", label_smoothing=0.1)
     x, y = train.images[:8], train.labels[:8]
-    loss, output = forward(parts, x, y)
+    loss, output = parts.loss(parts.model, x, y)
     assert loss.item() == pytest.approx(F.cross_entropy(output, y, label_smoothing=0.1).item())
     mean, std = train.mean, train.std
-    unit = normalise_unit(x.float() / 255, parts.mean, parts.std)
+    unit = normalise_unit(x.float() / 255, parts.loss.mean, parts.loss.std)
     assert torch.allclose(unit, normalise(x, mean, std), atol=1e-5)
 
 
@@ -138,7 +141,7 @@ def test_settings_checks():
 
 def test_auto_augmentation_follows_the_data():
     from konbu.data import load_dataset
-    from konbu.train.loop import augment_policy
+    from konbu.train.parts import augment_policy
 
     assert augment_policy("auto", load_dataset("tiny-mnist", "train")) == "digits"   # 28x28 handwriting
     assert augment_policy("auto", load_dataset("digits", "train")) is None         # 8x8: too small to resample
@@ -155,5 +158,9 @@ def test_unit_normalization_feeds_pixels_over_255_and_the_run_serves_the_same(tm
     assert torch.allclose(run.logits(test.images), by_hand, atol=1e-5)
     standard, _, _ = prepare_data(TrainConfig.from_overrides(dataset="tiny-mnist"))
     assert standard.mean[0] > 0.05 and standard.std[0] > 0.2      # the default keeps the dataset's statistics
+    unit_config = TrainConfig.from_overrides(dataset="tiny-mnist", normalize="unit")
+    unit_train, _, _ = prepare_data(unit_config)
+    assert unit_train.mean == standard.mean                         # the Dataset is never altered ...
+    assert input_statistics(unit_config, unit_train) == ((0.0,), (1.0,))   # ... the model's input is
     with pytest.raises(ConfigError, match="--normalize"):
         TrainConfig.from_overrides(normalize="zscore")

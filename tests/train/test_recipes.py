@@ -8,7 +8,7 @@ import konbu
 from konbu.errors import ConfigError, UnknownNameError
 from konbu.train import TrainConfig
 from konbu.train.epoch import EpochProgress, train_one_epoch
-from konbu.train.loop import build_parts, prepare_data
+from konbu.train.parts import build_parts, prepare_data
 from konbu.train.optim import default_lr
 from konbu.train.recipes import load_recipe, recipe_names
 from konbu.train.schedule import piecewise_base_lr
@@ -41,9 +41,11 @@ def test_recipe_trains_a_few_steps_on_fixture_data(name):
             if key not in ("dataset", "steps", "batch_size"):
                 assert getattr(config, key) == value, key
         train, _, _ = prepare_data(config)
-        parts, _, _ = build_parts(config, train, torch.device("cpu"), "fp32")
-        progress = EpochProgress.begin(1, torch.randperm(len(train)), 0, torch.device("cpu"))
-        assert train_one_epoch(parts, train.images, train.labels, progress, lambda event: None, config.steps) is None
+        parts = build_parts(config, train, torch.device("cpu"), "fp32")
+        progress = EpochProgress.begin(1, torch.randperm(len(train)), torch.device("cpu"))
+        assert train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, train.images, train.labels,
+                               progress, parts.settings, lambda event: None, ema=parts.ema, guard=parts.guard,
+                               dropout=parts.dropout) is None
         records = progress.batch_records()
         assert [r["step"] for r in records] == [1, 2, 3] and all(r["loss"] == r["loss"] for r in records)
         first_lr = piecewise_base_lr(config.lr_schedule) or config.lr or default_lr(config.optimizer)
@@ -87,3 +89,14 @@ def test_a_recipe_run_records_the_reported_figure(tmp_path):
     assert run.info["config"]["init"] == "zeros"
     # zero init: every unit of a layer stays the same; the net predicts one class
     assert run.info["final"]["test_accuracy"] < 0.3
+
+
+def test_fit_recipe_trains_every_variant_from_python(tmp_path):
+    runs = konbu.fit_recipe("symmetry", dataset="digits", model="mlp", epochs=1, threads=1, quiet=True,
+                            out=str(tmp_path / "sym"))
+    assert list(runs) == ["zeros", "tf"]
+    assert [run.path for run in runs.values()] == [tmp_path / "sym" / "zeros", tmp_path / "sym" / "tf"]
+    assert [run.info["config"]["init"] for run in runs.values()] == ["zeros", "tf"]
+    single = konbu.fit_recipe("symmetry", variant="tf", dataset="digits", model="mlp", steps=3, threads=1, quiet=True,
+                              out=str(tmp_path / "one"))
+    assert list(single) == ["tf"] and single["tf"].info["config"]["variant"] == "tf"

@@ -15,11 +15,7 @@ import typer
 from rich.table import Table
 
 from .. import data
-from ._app import app, console, reports_errors
-
-datasets_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                           help="List every dataset konbu can load, and whether it is on disk now (offline).")
-app.add_typer(datasets_app, name="datasets")
+from ._app import command, console, group
 
 DATA_DIR = typer.Option(None, "--data-dir", help="folder holding (or receiving) the dataset's files")
 IMAGE_SIZE = typer.Option(None, "--image-size", help="square side in pixels (etl-hiragana, folder: default 28)")
@@ -30,8 +26,6 @@ def _size(n: int) -> str:
     return f"{n:,}" if n else "—"   # 0: depends on the user's files (etl-hiragana)
 
 
-@datasets_app.callback(invoke_without_command=True)
-@reports_errors
 def datasets(ctx: typer.Context, data_dir: Optional[Path] = DATA_DIR):
     """List every dataset konbu can load, and whether it is on disk now (offline)."""
     if ctx.invoked_subcommand:
@@ -49,14 +43,16 @@ def datasets(ctx: typer.Context, data_dir: Optional[Path] = DATA_DIR):
     console.print(table)
 
 
-@datasets_app.command("info")
-@reports_errors
+datasets_app = group("datasets", "List every dataset konbu can load, and whether it is on disk now (offline).",
+                     callback=datasets)
+
+
+@command("info", on=datasets_app)
 def info(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) or folder:PATH"),
          data_dir: Optional[Path] = DATA_DIR, image_size: Optional[int] = IMAGE_SIZE,
          classes: Optional[str] = CLASSES):
     """Counts per class, image shape, mean/std, split sizes, source, license and citation."""
-    train = data.load_dataset(name, "train", data_dir, image_size, classes)
-    test = data.load_dataset(name, "test", data_dir, image_size, classes)
+    train, test = data.load_data(name, data_dir, image_size, classes)
     meta = train.info
     console.print(f"[bold]{meta.name}[/]: {meta.description}", highlight=False)
     rows = [
@@ -84,8 +80,7 @@ def info(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) o
                       "balanced accuracy is the fairer figure", highlight=False)
 
 
-@datasets_app.command("show")
-@reports_errors
+@command("show", on=datasets_app)
 def show(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) or folder:PATH"),
          out: Path = typer.Option(Path("dataset.png"), "--out", help="PNG file to write"),
          split: str = typer.Option("train", "--split", help="train or test"),

@@ -5,6 +5,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .. import data, models
 from ._app import command, console
@@ -12,18 +13,22 @@ from ._app import command, console
 
 @command("models")
 def list_zoo():
-    """List the model zoo: each tutorial's architecture, its parameter count and its source."""
-    table = Table(title="models")
-    for column in ("name", "input", "params", "source"):
+    """List the model zoo: each tutorial's architecture, its parameter count, what it is and its source."""
+    # description and source share a cell (source dimmed below): side by side they overflow 140 columns
+    table = Table(title="models", show_lines=True)
+    for column in ("name", "input", "params", "description / source"):
         table.add_column(column, justify="right" if column == "params" else "left")
     for name in models.list_models():
         entry = models.get_model_entry(name)
-        net = models.build_model(name, entry.input_shape, entry.num_classes)
-        params = sum(p.numel() for p in net.parameters())
-        table.add_row(name, "×".join(map(str, entry.input_shape)), f"{params:,}", entry.source)
+        input_shape, num_classes = models.default_input(name)
+        params = sum(p.numel() for p in models.build_model(name, input_shape, num_classes).parameters())
+        # Text, not a markup string: a "[...]" in a description or source is shown as written
+        about = Text(entry.source, "dim")
+        if entry.description:
+            about = Text.assemble(entry.description, "\n", about)
+        table.add_row(name, "×".join(map(str, input_shape)), f"{params:,}", about)
     console.print(table)
     console.print("Train one: konbu train --model NAME; see its layers: konbu summary NAME", highlight=False)
-
 
 
 @command()
@@ -34,14 +39,11 @@ def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json lay
             classes: Optional[str] = typer.Option(None, help="a subset of the dataset's classes"),
             init: str = typer.Option("default", help="weight init: default, tf, zeros")):
     """Print a Keras-style summary: layers, output shapes, params and mult-adds."""
+    image_shape = class_count = None
     if dataset:
         info = data.dataset_info(dataset, data_dir, image_size, classes)
-        input_shape, num_classes = info.image_shape, len(info.classes)
-    elif models.is_spec_path(model):
-        input_shape, num_classes = (1, 28, 28), 10
-    else:
-        entry = models.get_model_entry(model)
-        input_shape, num_classes = entry.input_shape, entry.num_classes
+        image_shape, class_count = info.image_shape, len(info.classes)
+    input_shape, num_classes = models.default_input(model, image_shape, class_count)
     net = models.build_model(model, input_shape, num_classes, init)
     result = models.summary(net, input_shape)
     console.print(result.table())

@@ -10,9 +10,11 @@ from ._app import command, console
 
 
 def _length(settings):
+    from ..train import TrainConfig
+
     if settings.get("steps"):
         return f"{settings['steps']:,} steps"
-    return f"{settings.get('epochs', 20)} epochs"
+    return f"{settings.get('epochs', TrainConfig().epochs)} epochs"   # a recipe without epochs trains the default
 
 
 @command()

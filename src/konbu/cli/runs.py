@@ -17,7 +17,7 @@ def evaluate(run: Path = typer.Argument(..., help="a run directory"),
              data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Loss, accuracy, top-5, per-class precision/recall/F1, balanced accuracy; writes figures/confusion.png."""
-    from ..runs import Run
+    from ..runs import CALIBRATION_FILE, Run
 
     loaded = Run.load(run)
     metrics = loaded.evaluate(dataset, split=split, data_dir=data_dir, figures=True)
@@ -32,7 +32,7 @@ def evaluate(run: Path = typer.Argument(..., help="a run directory"),
     console.print(line + f"  balanced accuracy {metrics['balanced_accuracy']:.4f}", highlight=False)
     console.print(f"calibration: temperature {metrics['temperature']:.3g}  ECE {metrics['ece']:.2%} -> "
                   f"{metrics['calibrated_ece']:.2%}  loss {metrics['loss']:.4f} -> {metrics['calibrated_loss']:.4f}"
-                  + ("" if (loaded.path / "calibration.json").is_file()
+                  + ("" if (loaded.path / CALIBRATION_FILE).is_file()
                      else f"  (not calibrated: run `konbu show calibration {run}`)"), highlight=False)
     table = Table()
     for column in ("class", "precision", "recall", "f1", "support"):

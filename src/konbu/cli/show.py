@@ -7,6 +7,7 @@
     konbu show confusion RUN [--normalize]               confusion matrix + the most-confused pairs
     konbu show gradcam RUN IMAGE [--target LABEL]        where a conv model found the evidence
     konbu show curves RUN...                             training curves (several runs: overlaid)
+    konbu show calibration RUN [--refit]                 reliability diagram before/after temperature scaling
     konbu compare RUN RUN...                             final numbers side by side + overlaid curves
 
 Figures go to RUN/figures/<name>.png unless --out says otherwise.
@@ -18,7 +19,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError, KonbuError, MissingDataError
+from ..errors import ConfigError
 from ._app import command, console, group
 
 show_app = group("show", "Draw what a trained model learned and where it fails, as PNG figures.")
@@ -33,24 +34,12 @@ def _load(path):
 
 
 def _figure_path(run, out, name) -> Path:
-    from ..reporting import figure_path
-    return Path(out) if out else figure_path(run, name)
+    from ..runs import figure_path
+    return Path(out) if out else figure_path(run.path, name)
 
 
 def _wrote(path):
     console.print(f"wrote {path}", highlight=False, soft_wrap=True)
-
-
-def _test_split(run, data_dir=None):
-    """The test split of the dataset the run was trained on, checked against the run's model."""
-    from ..evaluate import resolve_dataset
-
-    try:
-        test = run.dataset("test", data_dir)   # with the run's own options (image size, classes)
-    except KonbuError as error:
-        raise MissingDataError(f"this run was trained on {run.info.get('dataset')!r}, whose test split cannot be "
-                               f"loaded here: {error}") from None
-    return resolve_dataset(run, test)          # the shape and class checks evaluate makes
 
 
 def _class_index(target: str, classes) -> int:
@@ -113,20 +102,17 @@ def mistakes(run: Path = RUN, n: int = typer.Option(36, "--n", help="how many mi
              data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
              out: Optional[Path] = OUT):
     """The misclassified test images, highest loss first, titled "true → predicted (p%)"."""
-    from ..inspect.mistakes import find_mistakes, plot_mistakes
+    from ..evaluate import own_split
+    from ..reporting import draw_mistakes
 
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     loaded = _load(run)
-    test = _test_split(loaded, data_dir)
-    logits = loaded.logits(test.images)
-    found = find_mistakes(logits, test.labels, n=n)
-    wrong = int((logits.argmax(dim=1) != test.labels).sum())
-    console.print(f"{wrong:,} of {len(test):,} test images misclassified ({wrong / max(len(test), 1):.2%}); "
-                  f"drawing the {len(found)} with the highest loss", highlight=False)
-    title = (f"the {len(found)} worst of {wrong:,} mistakes on {len(test):,} test images: "
-             "true → predicted (probability of the prediction)")
-    _wrote(plot_mistakes(test.images, found, loaded.classes, _figure_path(loaded, out, "mistakes"), title=title))
+    drawn = draw_mistakes(loaded, own_split(loaded, "test", data_dir), n=n, out=out)
+    console.print(f"{drawn['wrong']:,} of {drawn['n']:,} test images misclassified "
+                  f"({drawn['wrong'] / max(drawn['n'], 1):.2%}); drawing the {drawn['shown']} with the highest loss",
+                  highlight=False)
+    _wrote(drawn["path"])
 
 
 @command("confusion", on=show_app)
@@ -136,12 +122,13 @@ def confusion(run: Path = RUN,
               data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
               out: Optional[Path] = OUT):
     """Confusion matrix on the test split, and the pairs of classes mixed up most often."""
+    from ..evaluate import own_split
     from ..inspect.confusion import most_confused_pairs
     from ..inspect.figures import plot_confusion
     from ..inspect.metrics import confusion_matrix
 
     loaded = _load(run)
-    test = _test_split(loaded, data_dir)
+    test = own_split(loaded, "test", data_dir)
     counts = confusion_matrix(loaded.logits(test.images).argmax(dim=1), test.labels, len(loaded.classes))
     name = "confusion-normalized" if normalize else "confusion"
     path = plot_confusion(counts, loaded.classes, _figure_path(loaded, out, name), normalize=normalize)
@@ -156,6 +143,24 @@ def confusion(run: Path = RUN,
     else:
         console.print("no confusions: every test image was classified correctly", highlight=False)
     _wrote(path)
+
+
+@command("calibration", on=show_app)
+def calibration(run: Path = RUN, out: Optional[Path] = OUT,
+                refit: bool = typer.Option(False, "--refit", help="fit the temperature again even if the run has one")):
+    """Reliability diagram before and after temperature scaling, with ECE; fits and stores T when missing."""
+    from ..reporting import show_calibration
+    from ..runs import CALIBRATION_FILE
+
+    loaded = _load(run)
+    summary, path, fitted = show_calibration(loaded, out=out, refit=refit)
+    if fitted:
+        console.print(f"fitted temperature {summary['temperature']:.4g} on {summary['n']:,} validation images; "
+                      f"saved in {loaded.path / CALIBRATION_FILE}", highlight=False, soft_wrap=True)
+    console.print(f"temperature {summary['temperature']:.4g}  validation NLL {summary['val_nll_before']:.4f} -> "
+                  f"{summary['val_nll_after']:.4f}  ECE {summary['ece_before']:.2%} -> {summary['ece_after']:.2%}",
+                  highlight=False)
+    console.print(f"reliability diagram: {path}", highlight=False, soft_wrap=True)
 
 
 @command("gradcam", on=show_app)
@@ -187,7 +192,7 @@ def curves(runs: List[Path] = typer.Argument(..., help="one or more run director
         from ..runs import read_metrics
 
         run = loaded[0]
-        _wrote(plot_curves(read_metrics(run.path / "metrics.jsonl"), _figure_path(run, out, "curves")))
+        _wrote(plot_curves(read_metrics(run.path), _figure_path(run, out, "curves")))
         return
     _wrote(_overlay(loaded, out, "compare"))
 

@@ -13,103 +13,101 @@ from typing import Optional
 
 import typer
 
+from ..train.config import TrainConfig
 from ._app import command, command_names, console
 
+DEFAULTS = TrainConfig()   # the help texts' defaults come from here, never restated
 
-def _options(**values):
+
+def _options(values: dict) -> dict:
     """Flags as TrainConfig fields: paths as strings, None (not given) kept as None."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
 
 
+def _default(name: str) -> str:
+    """'(default: X)' from TrainConfig itself, so a help text never restates a default."""
+    return f"(default: {getattr(DEFAULTS, name)})"
+
+
 @command()
 def train(
-    model: Optional[str] = typer.Option(None, help="zoo name (konbu models) or a .yaml/.json layer spec "
-                                                   "(default: chollet-mnist)"),
-    dataset: Optional[str] = typer.Option(None, help="dataset name (konbu datasets) (default: mnist-sample)"),
+    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models) or a .yaml/.json layer spec "
+                                                   f"{_default('model')}"),
+    dataset: Optional[str] = typer.Option(None, help=f"dataset name (konbu datasets) {_default('dataset')}"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images to this side"),
     classes: Optional[str] = typer.Option(None, "--classes", help="a subset of the dataset's classes"),
     recipe: Optional[str] = typer.Option(None, help="a tutorial's settings by name (konbu recipes); flags override"),
     variant: Optional[str] = typer.Option(None, help="one variant of a recipe that has several (symmetry: zeros, tf)"),
     resume: Optional[Path] = typer.Option(None, help="continue this run directory from its last.ckpt"),
-    epochs: Optional[int] = typer.Option(None, help="passes over the training set (default: 40)"),
+    epochs: Optional[int] = typer.Option(None, help=f"passes over the training set {_default('epochs')}"),
     steps: Optional[int] = typer.Option(None, help="stop after this many batches (overrides --epochs)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: 64)"),
-    optimizer: Optional[str] = typer.Option(None, help="sgd, adam, adamw, rmsprop or adadelta (default: adam)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"images per step {_default('batch_size')}"),
+    optimizer: Optional[str] = typer.Option(None, help=f"sgd, adam, adamw, rmsprop or adadelta "
+                                                       f"{_default('optimizer')}"),
     lr: Optional[float] = typer.Option(None, help="learning rate (default: the optimizer's Keras default)"),
     momentum: Optional[float] = typer.Option(None, help="momentum for sgd/rmsprop (default: 0)"),
     nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd)"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="(default: adamw 0.004, others 0)"),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
                                               help="constant, cosine, step, onecycle, plateau, or piecewise "
-                                                   "\"0:1e-3,1000:1e-4\" (\"epoch:0:1e-3,5:1e-4\") (default: cosine)"),
-    warmup: Optional[int] = typer.Option(None, help="steps of linear learning-rate warm-up (default: 0)"),
+                                                   f"\"0:1e-3,1000:1e-4\" (\"epoch:0:1e-3,5:1e-4\") "
+                                                   f"{_default('lr_schedule')}"),
+    warmup: Optional[int] = typer.Option(None, help=f"steps of linear learning-rate warm-up {_default('warmup')}"),
     dropout_schedule: Optional[str] = typer.Option(None, "--dropout-schedule",
                                                    help="drop rate by step, \"0:0.0,3000:0.7,10000:0.9\""),
-    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="(default: 0.1)"),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=_default("label_smoothing")),
     ema: Optional[float] = typer.Option(None, help="keep a moving average of the weights with this decay (0.999)"),
     class_weights: Optional[str] = typer.Option(None, "--class-weights", help="balanced: weight rare classes up"),
-    sampler: Optional[str] = typer.Option(None, help="shuffle, or balanced (classes drawn equally often)"),
+    sampler: Optional[str] = typer.Option(None, help=f"shuffle, or balanced (classes drawn equally often) "
+                                                     f"{_default('sampler')}"),
     clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="clip the gradient norm to this"),
     augment: Optional[str] = typer.Option(None, help="augmentation policy: digits, cifar, none, or e.g. "
                                                      "\"rotate=10,shift=0.1\" (konbu augment preview) (default: "
                                                      "auto: digits on MNIST-style handwriting, else none)"),
-    init: Optional[str] = typer.Option(None, help="weight init: default, tf, zeros"),
+    init: Optional[str] = typer.Option(None, help=f"weight init: default, tf, zeros {_default('init')}"),
     normalize: Optional[str] = typer.Option(None, help="standard (dataset mean/std) or unit (pixels / 255, as the TF "
-                                                       "tutorials) (default: standard)"),
-    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="part of train held out (default: 0.1)"),
+                                                       f"tutorials) {_default('normalize')}"),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction",
+                                                 help=f"part of train held out {_default('val_fraction')}"),
     monitor: Optional[str] = typer.Option(None, help="what 'best' means: val_accuracy, val_loss, train_loss, "
-                                                     "train_accuracy (default: val_accuracy)"),
+                                                     f"train_accuracy {_default('monitor')}"),
     patience: Optional[int] = typer.Option(None, help="early stopping: epochs without improvement (default: off)"),
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="smallest change that counts as improvement"),
     restore_best: Optional[bool] = typer.Option(None, "--restore-best/--keep-last",
                                                 help="save the best epoch's weights (default) or the last's"),
-    guard: Optional[float] = typer.Option(None, help="divergence guard factor; 0 switches it off (default: 10)"),
+    guard: Optional[float] = typer.Option(None, help=f"divergence guard factor; 0 switches it off {_default('guard')}"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every",
                                                    help="also write last.ckpt every N steps"),
-    seed: Optional[int] = typer.Option(None, help="random seed (default: 0)"),
+    seed: Optional[int] = typer.Option(None, help=f"random seed {_default('seed')}"),
     deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic",
                                                  help="bit-repeatable kernels (may be slower on GPU)"),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps (default: auto)"),
+    device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or mps {_default('device')}"),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: one per core)"),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32 or bf16 (default: auto)"),
+    precision: Optional[str] = typer.Option(None, help=f"auto, fp32 or bf16 {_default('precision')}"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
+                                                 help="NHWC conv kernels, faster on CPU and tensor cores "
+                                                      "(default: on)"),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
                                                help="also write TensorBoard logs to RUN/tensorboard"),
     out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<model>-<dataset>-<time>)"),
 ):
     """Train a model and write its run directory (weights, metrics, curves, report.html)."""
-    from ..train import fit
-    from ..train.recipes import load_recipe
+    settings = _options({name: value for name, value in locals().items() if name != "resume"})  # every flag but --resume
+    from ..train import fit, fit_recipe
 
-    settings = _options(model=model, dataset=dataset, data_dir=data_dir, image_size=image_size, classes=classes,
-                        recipe=recipe, variant=variant, epochs=epochs, steps=steps, batch_size=batch_size,
-                        optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                        lr_schedule=lr_schedule, warmup=warmup, dropout_schedule=dropout_schedule,
-                        label_smoothing=label_smoothing, ema=ema, class_weights=class_weights, sampler=sampler,
-                        clip_grad=clip_grad, augment=augment, init=init, normalize=normalize, val_fraction=val_fraction, monitor=monitor,
-                        patience=patience, min_delta=min_delta, restore_best=restore_best, guard=guard,
-                        checkpoint_every=checkpoint_every, seed=seed, deterministic=deterministic, device=device,
-                        threads=threads, precision=precision, tensorboard=tensorboard, out=out)
-    variants = list(load_recipe(recipe).variants) if recipe and not variant and not resume else []
-    if variants:   # a comparison recipe: one run per variant, in out/<variant>
-        parent = Path(out) if out else Path("runs") / f"{load_recipe(recipe).name}-{_stamp()}"
-        runs = [_train_one(fit, {**settings, "variant": name, "out": str(parent / name)}, None) for name in variants]
-        _print_comparison(runs)
-        return
-    run = _train_one(fit, settings, resume)
-    _print_result(run)
-
-
-def _stamp():
-    from datetime import datetime
-    return datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def _train_one(fit, settings, resume):
     try:
-        return fit(resume=str(resume) if resume else None, **settings)
+        if resume is not None:
+            run = fit(resume=str(resume), **settings)
+        else:
+            runs = fit_recipe(**settings) if recipe else {None: fit(**settings)}
+            if len(runs) > 1:   # a comparison recipe: one run per variant, in out/<variant>
+                _print_comparison(list(runs.values()))
+                return
+            run = next(iter(runs.values()))
     except KeyboardInterrupt:   # fit saved last.ckpt at the current step and printed how to resume
         raise typer.Exit(130) from None
+    _print_result(run)
 
 
 def _reported_line(info):
@@ -122,6 +120,8 @@ def _reported_line(info):
 
 
 def _print_result(run):
+    from ..runs import REPORT_FILE
+
     info, final = run.info, run.info["final"]
     console.print(f"\n[bold]run directory:[/] {run.path}", highlight=False)
     line = f"test accuracy {final['test_accuracy']:.4f}  test loss {final['test_loss']:.4f}"
@@ -133,7 +133,7 @@ def _print_result(run):
     reported = _reported_line(info)
     if reported:
         console.print(reported, highlight=False)
-    console.print("report: " + str(run.path / "report.html"), highlight=False)
+    console.print("report: " + str(run.path / REPORT_FILE), highlight=False)
     path = shlex.quote(str(run.path))
     next_steps = {"evaluate": f"konbu evaluate {path}", "predict": f"konbu predict {path} your_digit.png --top 3",
                   "show": f"konbu show mistakes {path}   (also: filters, activations RUN IMAGE, gradcam RUN IMAGE)",
@@ -177,8 +177,8 @@ def lr_find(
     from ..train.lr_find import lr_find as find
 
     result = find(out=out, start=start, end=end, steps=steps,
-                  **_options(model=model, dataset=dataset, data_dir=data_dir, recipe=recipe, optimizer=optimizer,
-                             batch_size=batch_size, init=init, seed=seed, threads=threads, device=device))
+                  **_options(dict(model=model, dataset=dataset, data_dir=data_dir, recipe=recipe, optimizer=optimizer,
+                                  batch_size=batch_size, init=init, seed=seed, threads=threads, device=device)))
     console.print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.2g} to {result.lrs[-1]:.2g}", highlight=False)
     console.print(f"[bold]suggested learning rate: {result.suggestion:.2g}[/] (steepest descent of the smoothed "
                   f"loss; a tenth of the minimum's rate: {result.min_over_10:.2g})", highlight=False)

@@ -1,6 +1,7 @@
 """Datasets: a registry of names -> loaders, each giving uint8 [N, C, H, W] images + int64 labels.
 
-    from konbu.data import load_dataset, dataset_info
+    from konbu.data import load_data, load_dataset, dataset_info
+    train, test = load_data("mnist-sample")         # both splits from one load, like Keras's load_data()
     train = load_dataset("mnist-sample", "train")   # Dataset: .images, .labels, .classes, .info
     test = load_dataset("mnist", "test")            # downloaded once to ~/.cache/konbu/mnist
     kana = load_dataset("etl-hiragana", "train", data_dir="~/ETL", image_size=32, classes="all")
@@ -72,14 +73,29 @@ def load_splits(name: str, data_dir=None, image_size=None, classes=None):
     return info, splits
 
 
+def load_data(name: str, data_dir=None, image_size=None, classes=None) -> tuple[Dataset, Dataset]:
+    """(train, test) from one load: the files are parsed and the statistics computed once. Both
+    splits carry the train split's mean/std (what a model is normalised with)."""
+    info, splits = load_splits(name, data_dir, image_size, classes)
+    mean, std = channel_stats(splits["train"][0])
+    return tuple(Dataset(*splits[split], info, split, mean, std) for split in SPLITS)
+
+
 def load_dataset(name: str, split: str = "train", data_dir=None, image_size=None, classes=None) -> Dataset:
     """Load one split of a dataset. mean/std are always those of the train split."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    info, splits = load_splits(name, data_dir, image_size, classes)
-    mean, std = channel_stats(splits["train"][0])
-    images, labels = splits[split]
-    return Dataset(images, labels, info, split, mean, std)
+    return load_data(name, data_dir, image_size, classes)[SPLITS.index(split)]
+
+
+# the settings of a training run (TrainConfig, or run.json's "config") that decide what is loaded
+OPTIONS = ("data_dir", "image_size", "classes")
+
+
+def dataset_options(settings) -> dict:
+    """The data options among `settings` (a dict such as run.json's "config"), those given only:
+    the one translation from training settings to load_data/load_dataset keywords."""
+    return {key: settings[key] for key in OPTIONS if settings.get(key) is not None}
 
 
 def is_dynamic(name: str) -> bool:
@@ -102,6 +118,6 @@ def is_available(name: str, data_dir=None) -> bool:
     return bool(get_entry(name).available(str(data_dir) if data_dir else None))
 
 
-__all__ = ["Dataset", "DatasetInfo", "load_dataset", "load_splits", "list_datasets", "list_families",
+__all__ = ["Dataset", "DatasetInfo", "load_data", "load_dataset", "load_splits", "dataset_options", "list_datasets", "list_families",
            "register_dataset", "register_family", "dataset_info", "is_available", "is_dynamic",
            "validation_split", "stratified_split", "channel_stats", "konbu_home"]

@@ -12,8 +12,9 @@ Layouts:
   folder), split like the first layout.
 
 Any format konbu.images.read_image reads (PNG, JPEG, BMP, GIF, TIFF, WebP; grey, colour, palette,
-16-bit, with alpha) may be mixed. The dataset is grey when every image is (a colour image with equal channels
-counts as grey), else RGB. Each image is
+16-bit, with alpha) may be mixed. The dataset is grey when every image is, else RGB: a colour
+file whose channels are equal counts as grey, within the level or two a lossy JPEG or WebP leaves
+(GREY_TOLERANCE), so grey digits load as 1 channel from JPEG and WebP as from PNG. Each image is
 stretched to `image_size` x `image_size`: by default the images' own size when they all share one
 square size, else 28 (MNIST's). Class names are the sub-folder names (or labels), sorted; numbers
 sort as numbers.
@@ -37,6 +38,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 TEST_FRACTION = 0.2
 FOLDER_SPLIT_SEED = 20240229   # fixed forever: changing it changes every reported test figure
 DEFAULT_IMAGE_SIZE = 28
+# A pixel is grey when its channels are at most this many levels apart. JPEG and lossy WebP store
+# luma plus two chroma planes, and a grey picture's chroma should sit at the neutral 128; decoding
+# rounds each channel on its own, so libwebp gives G a level below R and B on some greys (spread 1),
+# and an encoder that rounds chroma to 127 or 129 gives B = Y + 1.772 (Cb - 128), R = Y + 1.402
+# (Cr - 128): channels up to 2 levels off grey, a spread of 3. 4 leaves a level of margin; chroma
+# two levels off neutral (a spread of 5-6) is a tint someone encoded, and anything one would call
+# colour (coloured ink, sepia) is tens of levels apart somewhere, so it stays RGB.
+GREY_TOLERANCE = 4
 
 
 def _sort_key(name: str):
@@ -104,11 +113,12 @@ def scan(source: Path) -> dict:
 
 
 def _is_grey(image) -> bool:
-    """Grey mode, or colour whose channels are all equal (a grey GIF comes back as RGB from its palette)."""
+    """Grey mode, or colour whose channels are equal within GREY_TOLERANCE in every pixel (a grey GIF
+    comes back as RGB from its palette, a grey JPEG or WebP as RGB a level or two apart)."""
     if image.mode == "L":
         return True
-    pixels = np.asarray(image)
-    return bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
+    spread = np.ptp(np.asarray(image)[..., :3], axis=-1)   # (H, W): brightest minus darkest channel
+    return bool(spread.max() <= GREY_TOLERANCE)
 
 
 def _read_all(items, image_size: int | None):

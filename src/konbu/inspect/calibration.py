@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .figures import _new_figure, _save
+from .canvas import new_figure, save_figure
 
 DEFAULT_BINS = 15      # Guo et al.'s choice; the figure and the ECE use the same bins
 LOG_T_RANGE = 5.0      # T in [e^-5, e^5] = [0.0067, 148]: far beyond any useful temperature
@@ -177,7 +177,7 @@ def plot_reliability(logits: torch.Tensor, labels: torch.Tensor, temperature: fl
     temperature = float(temperature)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    figure = _new_figure(10, 5.6)
+    figure = new_figure(10, 5.6)
     grid = figure.add_gridspec(2, 2, height_ratios=[4, 1])
     panels = (
         (logits.softmax(dim=1), "Before: raw softmax (T = 1)", "#1f77b4", 0),
@@ -191,4 +191,4 @@ def plot_reliability(logits: torch.Tensor, labels: torch.Tensor, temperature: fl
         _draw_reliability(ax, hist_ax, table, ece, title, color)
     figure.suptitle(f"Calibration on {labels.numel():,} validation images: do the percentages mean what they say?",
                     fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from .figures import _new_figure, _save
+from .canvas import new_figure, save_figure
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
           "#bcbd22")
@@ -91,7 +91,7 @@ def plot_curves_overlay(histories: dict, path) -> Path:
     Returns the path written."""
     if not histories:
         raise ValueError("plot_curves_overlay needs at least one run's history")
-    figure = _new_figure(12, 4.8)
+    figure = new_figure(12, 4.8)
     loss_ax, accuracy_ax = figure.subplots(1, 2)
     for index, (name, records) in enumerate(histories.items()):
         color = COLORS[index % len(COLORS)]
@@ -123,4 +123,4 @@ def plot_curves_overlay(histories: dict, path) -> Path:
     accuracy_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     accuracy_ax.set_ylim(top=1.02)
     figure.suptitle("Runs compared: solid = training, dashed = validation (one colour per run)", fontsize=11)
-    return _save(figure, path)
+    return save_figure(figure, path)

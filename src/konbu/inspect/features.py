@@ -30,7 +30,7 @@ import torch.nn as nn
 from ..errors import ShapeError
 from ..inference import normalise
 from ..preprocess import image_shape, to_model_input
-from .figures import _as_display_image, _new_figure, _save
+from .canvas import display_image, new_figure, save_figure
 from .fonts import display_label, label_font
 
 MAX_MAPS = 16           # feature maps drawn per layer: more only shrinks each one on a laptop screen
@@ -119,14 +119,6 @@ def feature_maps(run, image) -> dict:
             handle.remove()
         model.train(was_training)
     return outputs
-
-
-def class_probabilities(run, logits: torch.Tensor) -> torch.Tensor:
-    """softmax(logits / T), T the run's calibration temperature (`run.temperature`, from
-    calibration.json; 1 when the run has none), so the figure shows the percentages `konbu predict`
-    reports."""
-    temperature = float(getattr(run, "temperature", None) or 1.0)
-    return (logits.float() / temperature).softmax(dim=-1)
 
 
 # ----------------------------------------------------------------------------- the step-through figure
@@ -281,7 +273,7 @@ def plot_activations(run, image, path, max_maps: int = MAX_MAPS) -> Path:
     kinds = {name: kind for name, _, kind in named_modules(run.model)}
     classes = list(run.preprocess.get("classes") or [])
     last_name = next(reversed(maps))
-    probabilities = class_probabilities(run, maps[last_name])
+    probabilities = run.probabilities(logits=maps[last_name])   # calibrated: what `konbu predict` says
 
     columns = min(max_maps, 16)
     heights = [2.0]
@@ -291,12 +283,12 @@ def plot_activations(run, image, path, max_maps: int = MAX_MAPS) -> Path:
         else:
             heights.append(0.95)
     heights.append(0.8 + 0.26 * min(probabilities.numel(), MAX_BARS))
-    figure = _new_figure(FIGURE_WIDTH, sum(heights) + 0.5)
+    figure = new_figure(FIGURE_WIDTH, sum(heights) + 0.5)
     axes = figure.subplots(len(heights), 1, gridspec_kw={"height_ratios": heights})
     figure.suptitle("One image through the model, layer by layer (colours: red > 0, white = 0, blue < 0; "
                     "each row has its own scale)", fontsize=12)
 
-    array, kwargs = _as_display_image(prepared)
+    array, kwargs = display_image(prepared)
     channels, height, width = prepared.shape
     axes[0].imshow(array, interpolation="nearest", **kwargs)
     axes[0].set_xticks([])
@@ -323,8 +315,8 @@ def plot_activations(run, image, path, max_maps: int = MAX_MAPS) -> Path:
 
     best = _draw_probabilities(axes[-1], probabilities, classes)
     answer = display_label(classes[best]) if best < len(classes) else str(best)
-    temperature = float(getattr(run, "temperature", None) or 1.0)
+    temperature = run.temperature
     how = "softmax of the logits" if temperature == 1.0 else f"softmax of the logits / {temperature:.2f}, calibrated"
     _title(axes[-1], f"class probabilities ({how}): the model says '{answer}' with "
                      f"{float(probabilities[best]):.1%}", font=label_font(10))
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -5,57 +5,30 @@
     plot_confusion(confusion, classes, run_dir / "figures" / "confusion.png")
     plot_input_check(model_input, examples, "7", 0.98, "input.png")  # `konbu predict --show-input`
 
-Each figure is a `matplotlib.figure.Figure` attached to an Agg canvas directly, never through
-pyplot: no display is needed, nothing global changes (a user's notebook keeps its own backend, a
-web server can draw from several threads) and no figure is left open in pyplot's registry.
-Each PNG is rendered into memory and handed to `konbu.atomic.write_bytes`, so a reader never sees
-half a file. Every function returns the path it wrote.
+    python -m pytest tests/inspect/test_figures.py
+
+Each figure is drawn on konbu.inspect.canvas (an Agg figure, never pyplot; the PNG written
+atomically). Every function returns the path it wrote.
 """
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from .. import atomic
+from .canvas import display_image, new_figure, save_figure
 from .fonts import display_label, label_font
 from .metrics import normalized_confusion
+from .smoothing import centred_average
 
-DPI = 110                # ~1000 px wide figures: sharp on a laptop, small enough to embed in HTML
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#d62728"
 ANNOTATE_MAX_CLASSES = 20   # beyond this, numbers in the cells are too small to read
 
 
-def _new_figure(width, height):
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
-    return atomic.write_bytes(path, buffer.getvalue())
-
-
 # ----------------------------------------------------------------------------- training curves
-
-def _smooth(values, window):
-    """Centred moving average that ignores NaNs; the window shrinks at both ends instead of lagging."""
-    values = np.asarray(values, dtype=float)
-    valid = np.isfinite(values)
-    kernel = np.ones(window)
-    sums = np.convolve(np.where(valid, values, 0.0), kernel, mode="same")
-    counts = np.convolve(valid.astype(float), kernel, mode="same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
 
 def _series(records, kind, x_key, y_key):
     points = [
@@ -79,7 +52,7 @@ def _draw_panel(ax, records, name):
                 label="training (each batch)")
         if smooth:
             window = max(3, len(batch_x) // 25) | 1
-            ax.plot(batch_x, _smooth(batch_y, window), color=TRAIN_COLOR, linewidth=2.0,
+            ax.plot(batch_x, centred_average(batch_y, window), color=TRAIN_COLOR, linewidth=2.0,
                     label="training (smoothed)")
     elif len(epoch_train_x):
         # No per-batch log (e.g. logging switched off): fall back on the epoch means.
@@ -115,7 +88,7 @@ def plot_curves(records, path) -> Path:
     validation markers at the epoch's last step. Validation fields may be missing.
     """
     records = [r for r in records if isinstance(r, dict)]
-    figure = _new_figure(11, 4.2)
+    figure = new_figure(11, 4.2)
     loss_ax, accuracy_ax = figure.subplots(1, 2)
     panels = (
         (loss_ax, "loss", "Loss (lower is better)", "cross-entropy loss"),
@@ -143,7 +116,7 @@ def plot_curves(records, path) -> Path:
     accuracy_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     accuracy_ax.set_ylim(top=1.0 + 0.02)
     loss_ax.set_ylim(bottom=0)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ----------------------------------------------------------------------------- confusion matrix
@@ -163,7 +136,7 @@ def plot_confusion(confusion, classes, path, normalize=False) -> Path:
     values = (normalized_confusion(counts) if normalize else counts.double()).cpu().numpy()
 
     side = min(16.0, max(5.5, 0.42 * num_classes + 3.0))
-    figure = _new_figure(side + 1.2, side)
+    figure = new_figure(side + 1.2, side)
     ax = figure.subplots()
     vmax = 1.0 if normalize else max(1.0, float(values.max()))
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
@@ -194,29 +167,16 @@ def plot_confusion(confusion, classes, path, normalize=False) -> Path:
                 # White on dark cells, black on light ones, so every number stays legible.
                 color = "white" if value > 0.55 * vmax else "black"
                 ax.text(j, i, text, ha="center", va="center", color=color, fontsize=font_size)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ----------------------------------------------------------------------------- input check
-
-def _as_display_image(image):
-    """uint8 [C, H, W] tensor -> (array for imshow, imshow keyword arguments)."""
-    array = torch.as_tensor(image).detach().cpu()
-    if array.dtype != torch.uint8 or array.ndim != 3 or array.shape[0] not in (1, 3, 4):
-        raise ValueError(
-            f"expected a uint8 image [C, H, W] with 1, 3 or 4 channels, got {array.dtype} {tuple(array.shape)}"
-        )
-    if array.shape[0] == 1:
-        # Fixed 0..255 range: show the pixel values as they are, without matplotlib's auto-contrast.
-        return array[0].numpy(), {"cmap": "gray", "vmin": 0, "vmax": 255}
-    return array.permute(1, 2, 0).numpy(), {}
-
 
 def plot_input_check(model_input, examples, predicted_label: str, probability: float, path) -> Path:
     """The exact image the model saw, enlarged pixel for pixel, beside training examples of the
     class it predicted. If the left image does not look like the examples on the right (inverted
     colours, off-centre, cropped), the preprocessing — not the model — is the likely problem."""
-    shown, shown_kwargs = _as_display_image(model_input)
+    shown, shown_kwargs = display_image(model_input)
     examples = torch.as_tensor(examples)
     if examples.ndim != 4:
         raise ValueError(f"expected examples as uint8 [M, C, H, W], got {tuple(examples.shape)}")
@@ -225,7 +185,7 @@ def plot_input_check(model_input, examples, predicted_label: str, probability: f
     columns = max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / columns))
 
-    figure = _new_figure(10, 5.2)
+    figure = new_figure(10, 5.2)
     left, right = figure.subfigures(1, 2, width_ratios=[1, 1], wspace=0.05)
 
     ax = left.subplots()
@@ -245,11 +205,11 @@ def plot_input_check(model_input, examples, predicted_label: str, probability: f
         cell.set_xticks([])
         cell.set_yticks([])
         if index < count:
-            array, kwargs = _as_display_image(examples[index])
+            array, kwargs = display_image(examples[index])
             cell.imshow(array, interpolation="nearest", **kwargs)
         else:
             cell.axis("off")
     if count == 0:
         grid[0].text(0.5, 0.5, "no training examples available", ha="center", va="center",
                      transform=grid[0].transAxes, color="0.4")
-    return _save(figure, path)
+    return save_figure(figure, path)

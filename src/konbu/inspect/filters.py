@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import ModelSpecError, ShapeError
+from .canvas import new_figure, save_figure
 from .features import draw_tiles, named_modules
-from .figures import _new_figure, _save
 from .fonts import display_label, label_font
 
 WEIGHT_CMAP = "RdBu_r"     # red > 0, white = 0, blue < 0
@@ -65,7 +65,7 @@ def _limit(values: torch.Tensor) -> float:
 
 
 def _tiled_figure(rows, columns, tile_inches, extra_width=1.6, extra_height=1.2):
-    figure = _new_figure(tile_inches * columns + extra_width, tile_inches * rows + extra_height)
+    figure = new_figure(tile_inches * columns + extra_width, tile_inches * rows + extra_height)
     return figure, figure.subplots()
 
 
@@ -96,7 +96,7 @@ def _plot_first_layer(name, weights, path, when="") -> Path:
     ax.axis("off")
     showing = "" if shown == out_channels else f" (first {shown} shown)"
     figure.suptitle(f"{name}: {out_channels} filters of {kh}×{kw}{showing}{when}\n{about}", fontsize=11)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _plot_deeper_layer(name, weights, path, when="") -> Path:
@@ -120,7 +120,7 @@ def _plot_deeper_layer(name, weights, path, when="") -> Path:
     capped = "" if (rows, columns) == (out_channels, in_channels) else f" (first {rows} × {columns} shown)"
     figure.suptitle(f"{name}: {out_channels} filters of {kh}×{kw} over {in_channels} input channels{capped}{when}\n"
                     "each row is one filter: one kernel per feature map of the layer below", fontsize=11)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_filters(model: nn.Module, path, layer: str | None = None, when: str = "") -> Path:
@@ -192,4 +192,4 @@ def plot_class_weights(model: nn.Module, classes, image_shape, path) -> Path:
         capped = "" if shown == units else f" (first {shown} of {units})"
         heading = f"{name}: what each of its {units} units looks for in the pixels{capped}"
     figure.suptitle(heading + "\na bright pixel on red raises the score, on blue lowers it", fontsize=11)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, ModelSpecError
-from .features import class_probabilities, model_batch
-from .figures import _as_display_image, _new_figure, _save
+from .canvas import display_image, new_figure, save_figure
+from .features import model_batch
 from .fonts import display_label, label_font
 
 
@@ -105,7 +105,7 @@ def plot_gradcam(run, image, path, target=None, layer: str | None = None) -> Pat
             logits = run.model(x)[0].float().cpu()
     finally:
         run.model.train(was_training)
-    probabilities = class_probabilities(run, logits)
+    probabilities = run.probabilities(logits=logits)
     predicted = int(probabilities.argmax())
     target = predicted if target is None else int(target)
     heat = gradcam(run.model, x, target=target, layer=layer).numpy()
@@ -114,8 +114,8 @@ def plot_gradcam(run, image, path, target=None, layer: str | None = None) -> Pat
     def label(index):
         return display_label(classes[index]) if index < len(classes) else str(index)
 
-    array, kwargs = _as_display_image(prepared)
-    figure = _new_figure(11, 4.3)
+    array, kwargs = display_image(prepared)
+    figure = new_figure(11, 4.3)
     panels = figure.subplots(1, 3)
     panels[0].imshow(array, interpolation="nearest", **kwargs)
     panels[0].set_title("input as the model sees it", fontsize=10)
@@ -134,4 +134,4 @@ def plot_gradcam(run, image, path, target=None, layer: str | None = None) -> Pat
              f"'{label(predicted)}' with {float(probabilities[predicted]):.1%})")
     figure.suptitle(f"Where the model found the evidence for {about}\nred: the feature maps that raise this "
                     "class's score are active there", fontsize=11, fontproperties=label_font(11))
-    return _save(figure, path)
+    return save_figure(figure, path)

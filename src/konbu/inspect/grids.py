@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .figures import _as_display_image, _new_figure, _save
+from .canvas import display_image, new_figure, save_figure
 from .fonts import display_label, label_font
 
 CELL_INCHES = 1.05   # one image and its one-line title; 10 columns -> ~1150 px wide
@@ -41,7 +41,7 @@ def plot_image_grid(images, titles=None, path=None, columns: int | None = None, 
     rows = math.ceil(count / columns)
     font = label_font()
     label_width = 0.9 if row_labels is not None else 0.0
-    figure = _new_figure(label_width + CELL_INCHES * columns, CELL_INCHES * rows + (0.5 if title else 0.1))
+    figure = new_figure(label_width + CELL_INCHES * columns, CELL_INCHES * rows + (0.5 if title else 0.1))
     cells = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).reshape(rows, columns)
     for index, cell in enumerate(cells.ravel()):
         cell.set_xticks([])
@@ -51,7 +51,7 @@ def plot_image_grid(images, titles=None, path=None, columns: int | None = None, 
         if index >= count:
             cell.axis("off")
             continue
-        array, kwargs = _as_display_image(images[index])
+        array, kwargs = display_image(images[index])
         cell.imshow(array, interpolation="nearest", **kwargs)
         if titles is not None and index < len(titles) and titles[index] is not None:
             color = title_colors[index] if title_colors is not None else "black"
@@ -62,4 +62,4 @@ def plot_image_grid(images, titles=None, path=None, columns: int | None = None, 
                                      fontproperties=label_font(11))
     if title:
         figure.suptitle(display_label(title) if len(title) < 3 else title, fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)

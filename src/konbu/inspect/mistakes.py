@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .figures import _new_figure, _save
+from .canvas import new_figure, save_figure
 from .fonts import display_label
 from .grids import plot_image_grid
 
@@ -65,12 +65,12 @@ def plot_mistakes(images, mistakes: list, classes, path, title: str | None = Non
     """A grid of the mistaken images (`images` uint8 [N, C, H, W], indexed by each mistake's
     "index"), each titled "true → predicted (p%)". Returns the path written."""
     if not mistakes:
-        figure = _new_figure(6, 2)
+        figure = new_figure(6, 2)
         ax = figure.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "no mistakes: every image was classified correctly", ha="center", va="center",
                 fontsize=12)
-        return _save(figure, path)
+        return save_figure(figure, path)
     images = torch.as_tensor(images)
     chosen = images[torch.tensor([m["index"] for m in mistakes])]
     titles = [mistake_title(m, classes) for m in mistakes]

@@ -3,8 +3,9 @@
     from konbu.inspect.report import write_report
     write_report("runs/mnist-cnn")        # -> runs/mnist-cnn/report.html
 
-The page reads only the run directory: run.json (required); figures/*.png, metrics.jsonl,
-calibration.json and evaluation.json (all optional; konbu.reporting.build_report writes them).
+The page reads only the run directory, through konbu.runs: run.json (required); figures/*.png,
+metrics.jsonl, calibration.json and evaluation.json (all optional; konbu.reporting.build_report
+writes them).
 Sections, top to bottom: summary, why training stopped (when run.json has "stopped"), final
 metrics, training curves, confusion matrix (+ the most-confused pairs), per-class metrics,
 mistakes, filters (or a dense model's per-class weights), calibration, model summary, per-epoch
@@ -17,16 +18,14 @@ text from the run is passed through `html.escape`, since run names and config va
 """
 
 import base64
-import json
 from pathlib import Path
 
 from .. import atomic
-from ..errors import RunDirectoryError
+from ..runs import (CALIBRATION_FILE, EVALUATION_FILE, FIGURES_DIR, REPORT_FILE, read_info, read_metrics,
+                    read_optional_json)
 from .confusion import most_confused_pairs
 from .html import (CSS, escape, flatten, format_bytes, format_date, format_duration, format_mult_adds,
                    format_number, format_shape, plain, table)
-
-REPORT_NAME = "report.html"
 
 # Figures with a fixed section and caption; any other PNG follows under "Other figures", captioned
 # from its file name.
@@ -47,52 +46,9 @@ KNOWN_FIGURES = {
 
 # ----------------------------------------------------------------------------- reading the run
 
-def _read_run_json(run_dir: Path) -> dict:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise RunDirectoryError(
-            f"cannot write a report: {path} not found. A run directory holds the run.json written by "
-            f"`konbu train`; check the path, or train a run first."
-        )
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunDirectoryError(f"cannot read {path}: {error}. Expected the JSON written by `konbu train`.") from error
-    if not isinstance(run, dict):
-        raise RunDirectoryError(f"{path} holds a {type(run).__name__}, expected a JSON object")
-    return run
-
-
-def _read_metrics(run_dir: Path) -> list:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            # A run killed mid-write can leave a partial last line; the rest is still worth showing.
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def _read_optional_json(path: Path) -> dict:
-    """calibration.json / evaluation.json: {} when absent or unreadable (the section is left out)."""
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _figure_paths(run_dir: Path) -> dict:
     """{stem: path} of figures/*.png: the known figures in their order, then the others by name."""
-    folder = run_dir / "figures"
+    folder = run_dir / FIGURES_DIR
     if not folder.is_dir():
         return {}
     pngs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
@@ -379,11 +335,11 @@ def _key_value(mapping) -> str:
 def render_report(run_dir) -> str:
     """The report's HTML text for a run directory (see `write_report`)."""
     run_dir = Path(run_dir)
-    run = _read_run_json(run_dir)
-    records = _read_metrics(run_dir)
+    run = read_info(run_dir)
+    records = read_metrics(run_dir)
     figures = _figure_paths(run_dir)
-    calibration = _read_optional_json(run_dir / "calibration.json")
-    evaluation = _read_optional_json(run_dir / "evaluation.json")
+    calibration = read_optional_json(run_dir, CALIBRATION_FILE)
+    evaluation = read_optional_json(run_dir, EVALUATION_FILE)
     best_epoch = run.get("best_epoch") if isinstance(run.get("best_epoch"), int) else None
     weights = "filters" if "filters" in figures else "class_weights"
     # (id, heading, body); a section whose body is empty is left out of the page and the contents
@@ -422,4 +378,4 @@ def write_report(run_dir) -> Path:
     Raises `RunDirectoryError` if run.json is missing or unreadable.
     """
     run_dir = Path(run_dir)
-    return atomic.write_text(run_dir / REPORT_NAME, render_report(run_dir))
+    return atomic.write_text(run_dir / REPORT_FILE, render_report(run_dir))

@@ -6,6 +6,10 @@
 
 `build_model` takes a zoo name or the path of a user's spec file (.yaml / .json): either a list of
 layers or a mapping `{name: ..., layers: [...]}` in the same vocabulary (see layers.py).
+`default_input` says which (input_shape, num_classes) to build for, as `konbu summary` does:
+
+    shape, classes = default_input("cifar10-net")                    # (3, 32, 32), 10: its own
+    shape, classes = default_input("lenet", train.image_shape, 26)   # fitted to a dataset
 """
 
 import json
@@ -13,8 +17,8 @@ from pathlib import Path
 
 from ..errors import ModelSpecError
 from . import zoo  # noqa: F401  (importing registers the seed architectures)
-from ._registry import get_model_entry, list_models, register_model
-from .layers import INITS, LAYER_TYPES
+from ._registry import DEFAULT_INPUT_SHAPE, DEFAULT_NUM_CLASSES, get_model_entry, list_models, register_model
+from .layers import INITS, LAYER_TYPES, LayerType, register_layer_type
 from .net import Layer, Net, build_net
 from .summary import Summary, summary
 
@@ -56,7 +60,23 @@ def model_spec(model: str) -> dict:
     return {"name": entry.name, "layers": [dict(layer) for layer in entry.layers], "source": entry.source}
 
 
-def build_model(model, input_shape=(1, 28, 28), num_classes: int = 10, init: str = "default") -> Net:
+def default_input(model, image_shape=None, num_classes=None) -> tuple:
+    """(input_shape, num_classes) to build `model` for: a dataset's image shape and class count
+    where given, else a zoo entry's own, else MNIST's (1, 28, 28) and 10 for a spec file, a spec
+    dict or a layer list (a spec does not say what data it was written for)."""
+    if image_shape is None or num_classes is None:
+        if isinstance(model, (list, tuple, dict)) or is_spec_path(model):
+            own_shape, own_classes = DEFAULT_INPUT_SHAPE, DEFAULT_NUM_CLASSES
+        else:
+            entry = get_model_entry(str(model))
+            own_shape, own_classes = entry.input_shape, entry.num_classes
+        image_shape = own_shape if image_shape is None else image_shape
+        num_classes = own_classes if num_classes is None else num_classes
+    return tuple(image_shape), int(num_classes)
+
+
+def build_model(model, input_shape=DEFAULT_INPUT_SHAPE, num_classes: int = DEFAULT_NUM_CLASSES,
+                init: str = "default") -> Net:
     """A zoo name, a spec path, a spec dict or a layer list -> a ready `Net` (logits out)."""
     if isinstance(model, (list, tuple)):
         spec = {"name": "custom", "layers": list(model), "source": "layer list"}
@@ -69,5 +89,6 @@ def build_model(model, input_shape=(1, 28, 28), num_classes: int = 10, init: str
     return net
 
 
-__all__ = ["build_model", "model_spec", "list_models", "get_model_entry", "register_model", "summary",
-           "Summary", "Net", "Layer", "INITS", "LAYER_TYPES", "is_spec_path", "load_spec_file"]
+__all__ = ["build_model", "default_input", "model_spec", "list_models", "get_model_entry", "register_model",
+           "summary", "Summary", "Net", "Layer", "INITS", "LAYER_TYPES", "LayerType", "register_layer_type",
+           "DEFAULT_INPUT_SHAPE", "DEFAULT_NUM_CLASSES", "is_spec_path", "load_spec_file"]

@@ -9,6 +9,10 @@ from ..errors import UnknownNameError
 
 _MODELS: dict = {}
 
+# What a model is built for when nothing says otherwise: MNIST, the data most seeds were written for
+DEFAULT_INPUT_SHAPE = (1, 28, 28)   # (C, H, W)
+DEFAULT_NUM_CLASSES = 10
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -16,12 +20,12 @@ class ModelEntry:
     layers: tuple     # the layer spec (see layers.py for the vocabulary)
     source: str       # the tutorial or book it comes from
     description: str = ""
-    input_shape: tuple = (1, 28, 28)   # (C, H, W) of the data it was designed for
-    num_classes: int = 10
+    input_shape: tuple = DEFAULT_INPUT_SHAPE   # (C, H, W) of the data it was designed for
+    num_classes: int = DEFAULT_NUM_CLASSES
 
 
-def register_model(name: str, layers, source: str, description: str = "", input_shape=(1, 28, 28),
-                   num_classes: int = 10):
+def register_model(name: str, layers, source: str, description: str = "", input_shape=DEFAULT_INPUT_SHAPE,
+                   num_classes: int = DEFAULT_NUM_CLASSES):
     if name in _MODELS:
         raise ValueError(f"model {name!r} is registered twice")
     _MODELS[name] = ModelEntry(name, tuple(layers), source, description, tuple(input_shape), num_classes)

@@ -7,12 +7,20 @@ A spec is a list of dicts, like a Keras `Sequential`:
      {"type": "flatten"},
      {"type": "dense", "units": "classes"}]          # "classes": the dataset's number of classes
 
-Each builder gets the entry's fields and the incoming shape `(C, H, W)` (or `(features,)` after
+Each layer type is one `LayerType` in `LAYER_TYPES`, registered by decorating its builder
+(adding a layer type means adding one decorated function):
+
+    @register_layer_type("dropout", "dropout", "Dropout", fields={"rate"}, required={"rate"})
+    def build_dropout(entry, shape, layer): ...
+
+A builder gets the entry's fields and the incoming shape `(C, H, W)` (or `(features,)` after
 flatten) and returns `(module, output_shape)`. Tracing the shape while building is what lets a
 dense layer know its input size, and lets a bad spec fail with the layer's name and position.
 """
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -32,19 +40,34 @@ ACTIVATIONS = {
     "linear": (None, None),
 }
 
-# type -> (Keras-like layer name, Keras class name, allowed fields)
-LAYER_TYPES = {
-    "conv2d": ("conv2d", "Conv2D", {"filters", "kernel_size", "strides", "padding", "activation", "use_bias"}),
-    "maxpool2d": ("max_pooling2d", "MaxPooling2D", {"pool_size", "strides", "padding"}),
-    "avgpool2d": ("average_pooling2d", "AveragePooling2D", {"pool_size", "strides", "padding"}),
-    "flatten": ("flatten", "Flatten", set()),
-    "dense": ("dense", "Dense", {"units", "activation", "use_bias"}),
-    "dropout": ("dropout", "Dropout", {"rate"}),
-    "batchnorm": ("batch_normalization", "BatchNormalization", {"momentum", "epsilon"}),
-    "activation": ("activation", "Activation", {"activation"}),
-}
-REQUIRED = {"conv2d": {"filters", "kernel_size"}, "maxpool2d": set(), "avgpool2d": set(), "flatten": set(),
-            "dense": {"units"}, "dropout": {"rate"}, "batchnorm": set(), "activation": {"activation"}}
+@dataclass(frozen=True)
+class LayerType:
+    """One word of the spec vocabulary: how it is named, checked and built."""
+
+    name: str              # the spec's `type`: conv2d
+    keras_name: str        # module name base, numbered as Keras numbers layers: conv2d, conv2d_1
+    keras_class: str       # the summary's "(type)": Conv2D
+    fields: frozenset      # fields an entry may have besides `type` and `name`
+    required: frozenset    # fields an entry must have (a subset of `fields`)
+    build: Callable        # (entry, shape, layer) -> (module, output_shape)
+
+
+LAYER_TYPES: dict = {}   # type -> LayerType; the one table a new layer type is added to
+
+
+def register_layer_type(name, keras_name, keras_class, fields=(), required=()):
+    """Decorator: make the decorated builder the layer type `name`. A duplicate name is an error."""
+    fields, required = frozenset(fields), frozenset(required)
+    if name in LAYER_TYPES:
+        raise ValueError(f"layer type {name!r} is registered twice")
+    if not required <= fields:
+        # a required field outside `fields` would be rejected as unknown: no entry could ever pass
+        raise ValueError(f"layer type {name!r}: required {sorted(required - fields)} not among its fields")
+
+    def register(build):
+        LAYER_TYPES[name] = LayerType(name, keras_name, keras_class, fields, required, build)
+        return build
+    return register
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -92,6 +115,8 @@ def _check_size(out_h, out_w, layer, in_shape):
                          "for this many conv/pool layers. Use padding 'same', fewer layers, or a larger image size.")
 
 
+@register_layer_type("conv2d", "conv2d", "Conv2D", required={"filters", "kernel_size"},
+                     fields={"filters", "kernel_size", "strides", "padding", "activation", "use_bias"})
 def build_conv2d(entry, shape, layer):
     channels, height, width = _spatial(shape, layer)
     filters = entry["filters"]
@@ -115,30 +140,43 @@ def build_conv2d(entry, shape, layer):
     return module, (filters, out_h, out_w)
 
 
-def _build_pool(pool_class):
-    def build(entry, shape, layer):
-        channels, height, width = _spatial(shape, layer)
-        pool = _pair(entry.get("pool_size", 2), layer, "pool_size")
-        stride = _pair(entry.get("strides") or pool, layer, "strides")
-        if _padding(entry, layer) == "same":
-            if stride != pool:
-                raise ModelSpecError(f"{layer}: padding 'same' is supported for pools whose strides equal "
-                                     f"pool_size, got pool_size {pool} and strides {stride}")
-            # Keras 'same' pads the far edge; ceil_mode gives the same windows without a pad op
-            module = pool_class(pool, stride, ceil_mode=True)
-            out_h, out_w = math.ceil(height / stride[0]), math.ceil(width / stride[1])
-        else:
-            module = pool_class(pool, stride)
-            out_h, out_w = (height - pool[0]) // stride[0] + 1, (width - pool[1]) // stride[1] + 1
-        _check_size(out_h, out_w, layer, shape)
-        return module, (channels, out_h, out_w)
-    return build
+def _pool(pool_class, entry, shape, layer):
+    channels, height, width = _spatial(shape, layer)
+    pool = _pair(entry.get("pool_size", 2), layer, "pool_size")
+    stride = _pair(entry.get("strides") or pool, layer, "strides")
+    if _padding(entry, layer) == "same":
+        if stride != pool:
+            raise ModelSpecError(f"{layer}: padding 'same' is supported for pools whose strides equal "
+                                 f"pool_size, got pool_size {pool} and strides {stride}")
+        # Keras 'same' pads the far edge; ceil_mode gives the same windows without a pad op
+        module = pool_class(pool, stride, ceil_mode=True)
+        out_h, out_w = math.ceil(height / stride[0]), math.ceil(width / stride[1])
+    else:
+        module = pool_class(pool, stride)
+        out_h, out_w = (height - pool[0]) // stride[0] + 1, (width - pool[1]) // stride[1] + 1
+    _check_size(out_h, out_w, layer, shape)
+    return module, (channels, out_h, out_w)
 
 
+POOL_FIELDS = {"pool_size", "strides", "padding"}
+
+
+@register_layer_type("maxpool2d", "max_pooling2d", "MaxPooling2D", fields=POOL_FIELDS)
+def build_maxpool2d(entry, shape, layer):
+    return _pool(nn.MaxPool2d, entry, shape, layer)
+
+
+@register_layer_type("avgpool2d", "average_pooling2d", "AveragePooling2D", fields=POOL_FIELDS)
+def build_avgpool2d(entry, shape, layer):
+    return _pool(nn.AvgPool2d, entry, shape, layer)
+
+
+@register_layer_type("flatten", "flatten", "Flatten")
 def build_flatten(entry, shape, layer):
     return nn.Flatten(), (math.prod(shape),)
 
 
+@register_layer_type("dense", "dense", "Dense", fields={"units", "activation", "use_bias"}, required={"units"})
 def build_dense(entry, shape, layer):
     if len(shape) != 1:
         raise ModelSpecError(f"{layer}: dense needs flat features but gets {shape}; put a `flatten` before it")
@@ -148,6 +186,7 @@ def build_dense(entry, shape, layer):
     return nn.Linear(shape[0], units, bias=bool(entry.get("use_bias", True))), (units,)
 
 
+@register_layer_type("dropout", "dropout", "Dropout", fields={"rate"}, required={"rate"})
 def build_dropout(entry, shape, layer):
     rate = entry["rate"]
     if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
@@ -155,6 +194,7 @@ def build_dropout(entry, shape, layer):
     return nn.Dropout(float(rate)), shape
 
 
+@register_layer_type("batchnorm", "batch_normalization", "BatchNormalization", fields={"momentum", "epsilon"})
 def build_batchnorm(entry, shape, layer):
     # Keras momentum 0.99 means running = 0.99 * running + 0.01 * batch; torch counts the other way
     momentum = 1.0 - float(entry.get("momentum", 0.99))
@@ -163,6 +203,7 @@ def build_batchnorm(entry, shape, layer):
     return norm(shape[0], eps=eps, momentum=momentum), shape
 
 
+@register_layer_type("activation", "activation", "Activation", fields={"activation"}, required={"activation"})
 def build_activation(entry, shape, layer):
     return activation_module(entry["activation"], layer) or nn.Identity(), shape
 
@@ -174,18 +215,6 @@ def activation_module(name, layer):
         raise ModelSpecError(f"{layer}: unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
     factory = ACTIVATIONS[name][0]
     return factory() if factory else None
-
-
-BUILDERS = {
-    "conv2d": build_conv2d,
-    "maxpool2d": _build_pool(nn.MaxPool2d),
-    "avgpool2d": _build_pool(nn.AvgPool2d),
-    "flatten": build_flatten,
-    "dense": build_dense,
-    "dropout": build_dropout,
-    "batchnorm": build_batchnorm,
-    "activation": build_activation,
-}
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from ..errors import ModelSpecError
-from .layers import BUILDERS, INITS, LAYER_TYPES, REQUIRED, activation_module
+from .layers import INITS, LAYER_TYPES, activation_module
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,15 @@ def _check_entry(index, entry):
     kind = entry.get("type")
     if kind not in LAYER_TYPES:
         raise ModelSpecError(f"{where}: unknown layer type {kind!r}; expected one of {', '.join(LAYER_TYPES)}")
-    allowed = LAYER_TYPES[kind][2] | {"type", "name"}
-    unknown = sorted(set(entry) - allowed)
+    layer_type = LAYER_TYPES[kind]
+    unknown = sorted(set(entry) - layer_type.fields - {"type", "name"})
     if unknown:
         raise ModelSpecError(f"{where}: unknown field `{unknown[0]}`; a {kind} layer takes "
-                             f"{', '.join(sorted(LAYER_TYPES[kind][2])) or 'no fields'}")
-    missing = sorted(REQUIRED[kind] - set(entry))
+                             f"{', '.join(sorted(layer_type.fields)) or 'no fields'}")
+    missing = sorted(layer_type.required - set(entry))
     if missing:
         raise ModelSpecError(f"{where}: missing field `{missing[0]}` (a {kind} layer needs "
-                             f"{', '.join(sorted(REQUIRED[kind]))})")
+                             f"{', '.join(sorted(layer_type.required))})")
 
 
 def resolve(spec, num_classes: int):
@@ -89,7 +89,8 @@ def build_net(spec, input_shape, num_classes: int, init: str = "default") -> Net
     layers, counters = [], {}
     part, shape = "features", tuple(input_shape)
     for index, entry in enumerate(spec):
-        base, keras_type, _ = LAYER_TYPES[entry["type"]]
+        layer_type = LAYER_TYPES[entry["type"]]
+        base = layer_type.keras_name
         count = counters.get(base, 0)
         counters[base] = count + 1
         name = entry.get("name") or (base if count == 0 else f"{base}_{count}")
@@ -97,14 +98,14 @@ def build_net(spec, input_shape, num_classes: int, init: str = "default") -> Net
             raise ModelSpecError(f"{_describe(index, entry)}: the name {name!r} is used twice")
         if entry["type"] == "flatten":
             part = "head"
-        module, shape = BUILDERS[entry["type"]](entry, shape, f"{_describe(index, entry)} {name!r}")
+        module, shape = layer_type.build(entry, shape, f"{_describe(index, entry)} {name!r}")
         parts[part][name] = module
         names = [name]
         activation = activation_module(entry.get("activation"), _describe(index, entry)) if entry["type"] != "activation" else None
         if activation is not None:
             parts[part][f"{name}_{entry['activation']}"] = activation
             names.append(f"{name}_{entry['activation']}")
-        layers.append(Layer(name, keras_type, tuple(names), part))
+        layers.append(Layer(name, layer_type.keras_class, tuple(names), part))
     if shape != (num_classes,):
         raise ModelSpecError(f"the last layer outputs shape {shape}, but the dataset has {num_classes} classes; "
                              "end the spec with {type: dense, units: classes}")

@@ -1,19 +1,23 @@
 """One training step and one epoch: the inner loop of `fit()` (konbu.train.loop).
 
-    parts = Parts(model, optimizer, schedule, ...)            # built by loop.build_parts
-    progress = EpochProgress.begin(epoch, epoch_order(n, None), step, device)
-    stop = train_one_epoch(parts, images, labels, progress, emit, last_step)
+    loss = BatchLoss(mean, std, num_classes, device)          # built once by parts.build_parts
+    progress = EpochProgress.begin(1, epoch_order(n, None), step=0, device=device)
+    stop = train_one_epoch(model, optimizer, schedule, loss, images, labels, progress,
+                           StepSettings(batch_size=64, last_step=1000), emit)
+    val_loss, val_accuracy = validate(model, val, loss)
 
 Batches are slices of the device-resident uint8 training set in this epoch's order; each is
-augmented on the device (as [0, 1] floats) and normalised there. An EpochProgress holds everything
-a mid-epoch checkpoint needs (the order, the steps done, the running sums), so a resumed epoch
-continues exactly. A Ctrl-C takes effect between steps (CtrlC), never inside an optimizer step.
+augmented on the device (as [0, 1] floats) and normalised there. An EpochProgress holds every
+counter of training — the step, the epoch's batch, images and seconds, the run's totals, the
+running sums — so a mid-epoch checkpoint saves it whole and a resumed epoch continues exactly.
+A Ctrl-C takes effect between steps (CtrlC), never inside an optimizer step.
 """
 
 import math
 import signal
 import threading
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -21,11 +25,7 @@ import torch.nn.functional as F
 
 from ..device import autocast
 from ..inference import logits, normalise
-from .config import TrainConfig
-from .ema import EMA
 from .events import Event
-from .guard import DivergenceGuard
-from .schedule import DropoutSchedule
 
 
 def normalise_unit(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -34,33 +34,57 @@ def normalise_unit(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return torch.addcmul(-mean / std, x, 1.0 / std)
 
 
-# ----------------------------------------------------------------------------- one step, one epoch
+# ----------------------------------------------------------------------------- the loss of a batch
 
 @dataclass
-class Parts:
-    """Everything a training step uses, built once by fit()."""
+class BatchLoss:
+    """How a uint8 batch becomes a loss: augment on [0, 1] floats, normalise, model, cross-entropy.
+    Also what validation normalises with, so both see the same input."""
 
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: object                      # schedule.Schedule
-    config: TrainConfig
-    device: torch.device
-    precision: str
-    channels_last: bool
-    mean: torch.Tensor                    # [1, C, 1, 1] float32 on the device
+    mean: torch.Tensor                    # [1, C, 1, 1] float32 on the device: the model's input statistics
     std: torch.Tensor
     num_classes: int
-    dropout: DropoutSchedule | None = None
-    ema: EMA | None = None
-    guard: DivergenceGuard | None = None
-    class_weights: torch.Tensor | None = None
+    device: torch.device
+    precision: str = "fp32"               # "bf16": autocast in the forward pass
+    channels_last: bool = False
     augment: object | None = None         # augment.Augment or None
-    ctrl_c: "CtrlC | None" = None         # a Ctrl-C waits for the end of the step in progress
+    class_weights: torch.Tensor | None = None
+    label_smoothing: float = 0.0
 
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor):
+        """(loss, logits) of uint8 images x (B, C, H, W) with labels y (B,)."""
+        if self.augment is not None:
+            x = x.float().div_(255)                                   # (B, C, H, W) in [0, 1]
+            x, target = self.augment(x, y, self.num_classes)          # target: labels or (B, K) soft labels
+            x = normalise_unit(x, self.mean, self.std)
+        else:
+            x, target = normalise(x, self.mean.flatten(), self.std.flatten()), y
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            output = model(x)
+        loss = F.cross_entropy(output.float(), target, weight=self.class_weights,
+                               label_smoothing=self.label_smoothing)
+        return loss, output
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How each step is taken beyond the model, optimizer and loss; fixed for a run."""
+
+    batch_size: int
+    last_step: int                        # the run's total steps: its last epoch may end part-way
+    clip_grad: float | None = None        # clip the global gradient norm to this
+    checkpoint_every: int | None = None   # call `checkpoint` every this many steps
+
+
+# ----------------------------------------------------------------------------- where training is
 
 @dataclass
 class EpochProgress:
-    """Where training is inside an epoch: what a mid-epoch checkpoint saves and a resume restores."""
+    """Where training is: the run's step and totals, and inside this epoch its order, batch, images,
+    seconds and running sums. What a mid-epoch checkpoint saves and a resume restores; the one place
+    training time and images are counted (the training pass only, so images/s is the model's speed)."""
 
     epoch: int
     order: torch.Tensor                   # CPU int64 [N]: this epoch's sample order (a randperm)
@@ -68,41 +92,92 @@ class EpochProgress:
     loss_sum: torch.Tensor                # 0-d, on the device: sum of per-image losses this epoch
     correct: torch.Tensor                 # 0-d, on the device
     batch: int = 0                        # batches done in this epoch
-    seen: int = 0                         # images seen this epoch
-    seconds: float = 0.0                  # training time spent in this epoch before a resume
-    closed: bool = False                  # validated, logged, schedule and best-epoch updated
+    seen: int = 0                         # images trained on this epoch
+    seconds: float = 0.0                  # training seconds of this epoch (across a resume)
+    earlier_seconds: float = 0.0          # training seconds of the run's earlier epochs
+    earlier_images: int = 0               # images of the run's earlier epochs
     records: list = field(default_factory=list)  # steps done before a resume, as dicts
     pending: list = field(default_factory=list)  # (step, loss, correct, size, lr), device tensors unsynced
 
     @classmethod
-    def begin(cls, epoch, order, step, device):
+    def begin(cls, epoch, order, device, step=0, seconds=0.0, images=0):
+        """A fresh epoch, after `step` steps, `seconds` and `images` of earlier training."""
         return cls(epoch, order, step, torch.zeros((), device=device),
-                   torch.zeros((), device=device, dtype=torch.long))
+                   torch.zeros((), device=device, dtype=torch.long), earlier_seconds=seconds, earlier_images=images)
+
+    def following(self, order) -> "EpochProgress":
+        """The next epoch's progress, carrying the step and the run's totals."""
+        return EpochProgress.begin(self.epoch + 1, order, self.loss_sum.device, self.step, self.total_seconds,
+                                   self.total_images)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.earlier_seconds + self.seconds
+
+    @property
+    def total_images(self) -> int:
+        return self.earlier_images + self.seen
 
     def batch_records(self) -> list:
-        """The epoch's steps as metrics.jsonl records (one device sync for all pending steps)."""
-        if self.pending:
-            losses = torch.stack([p[1] for p in self.pending]).tolist()
-            corrects = torch.stack([p[2] for p in self.pending]).tolist()
-            self.records += [{"kind": "batch", "epoch": self.epoch, "step": step, "loss": round(loss, 6),
-                              "accuracy": round(c / size, 6), "lr": lr}
-                             for (step, _, _, size, lr), loss, c in zip(self.pending, losses, corrects)]
-            self.pending = []
-        return self.records
+        """The epoch's steps so far as metrics.jsonl records (one device sync for the pending steps)."""
+        if not self.pending:
+            return list(self.records)
+        losses = torch.stack([p[1] for p in self.pending]).tolist()
+        corrects = torch.stack([p[2] for p in self.pending]).tolist()
+        return self.records + [{"kind": "batch", "epoch": self.epoch, "step": step, "loss": round(loss, 6),
+                                "accuracy": round(c / size, 6), "lr": lr}
+                               for (step, _, _, size, lr), loss, c in zip(self.pending, losses, corrects)]
 
+    def state(self, done: bool) -> tuple[dict, dict]:
+        """(state.json fields, tensors) for last.ckpt. `done`: the epoch is closed (validated, logged,
+        best weights kept), so a resume starts the next one; otherwise it continues this one."""
+        state = {"epoch": self.epoch, "epoch_done": done, "step": self.step, "seconds": self.total_seconds,
+                 "images": self.total_images}
+        if done:
+            return state, {}
+        state.update(batch=self.batch, seen=self.seen, epoch_seconds=self.seconds, records=self.batch_records())
+        return state, {"order": self.order, "loss_sum": self.loss_sum, "correct": self.correct}
+
+    @classmethod
+    def restore(cls, state: dict, tensors: dict, device, new_order) -> "EpochProgress":
+        """The progress a checkpoint's `state` describes: the unfinished epoch itself, or (after a
+        closed epoch) the next one, in the order `new_order()` draws. It is called only then: a
+        draw would move the random generators an exact resume restores."""
+        if state["epoch_done"]:
+            return cls.begin(state["epoch"] + 1, new_order(), device, state["step"], state["seconds"], state["images"])
+        return cls(state["epoch"], tensors["order"], state["step"], tensors["loss_sum"].to(device),
+                   tensors["correct"].to(device), batch=state["batch"], seen=state["seen"],
+                   seconds=state["epoch_seconds"], earlier_seconds=state["seconds"] - state["epoch_seconds"],
+                   earlier_images=state["images"] - state["seen"], records=state["records"])
+
+
+# ----------------------------------------------------------------------------- Ctrl-C between steps
 
 class CtrlC:
     """SIGINT handler for the training loop: the first Ctrl-C is remembered and acted on when the step
     in progress has finished (so last.ckpt is a clean step boundary and a resume is exact, not a step
-    half-applied); a second Ctrl-C stops at once."""
+    half-applied); a second Ctrl-C stops at once, except while an epoch is closed (`held()`)."""
 
     def __init__(self):
         self.pressed = False
+        self.holding = False
 
     def __call__(self, signum, frame):
-        if self.pressed:
+        if self.pressed and not self.holding:
             raise KeyboardInterrupt
         self.pressed = True
+
+    @contextmanager
+    def held(self):
+        """Close an epoch all or nothing: a Ctrl-C during the block (tens of milliseconds: logging,
+        the best weights, last.ckpt) is remembered like a first one, and stops the run when the next
+        step is complete. Raising at the block's end instead would stop between the epoch's close and
+        the next one's start, a state last.ckpt does not describe."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
 
 
 @contextmanager
@@ -119,6 +194,12 @@ def ctrl_c_between_steps():
         signal.signal(signal.SIGINT, previous)
 
 
+def held(ctrl_c: CtrlC | None):
+    return ctrl_c.held() if ctrl_c is not None else nullcontext()
+
+
+# ----------------------------------------------------------------------------- one epoch
+
 def epoch_order(n: int, sample_weights: torch.Tensor | None) -> torch.Tensor:
     """This epoch's order, from the CPU generator (the same order on any device)."""
     if sample_weights is not None:   # balanced sampling: each class as often, drawn with replacement
@@ -126,69 +207,73 @@ def epoch_order(n: int, sample_weights: torch.Tensor | None) -> torch.Tensor:
     return torch.randperm(n)
 
 
-def forward(parts: Parts, x: torch.Tensor, y: torch.Tensor):
-    """(loss, logits) of one uint8 batch: augment on [0, 1] floats, normalise, model, cross-entropy."""
-    if parts.augment is not None:
-        x = x.float().div_(255)                                    # (B, C, H, W) in [0, 1]
-        x, target = parts.augment(x, y, parts.num_classes)         # target: labels or (B, K) soft labels
-        x = normalise_unit(x, parts.mean, parts.std)
-    else:
-        x, target = normalise(x, parts.mean.flatten(), parts.std.flatten()), y
-    if parts.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(parts.device, parts.precision):
-        output = parts.model(x)
-    loss = F.cross_entropy(output.float(), target, weight=parts.class_weights,
-                           label_smoothing=parts.config.label_smoothing)
-    return loss, output
-
-
-def train_one_epoch(parts: Parts, images, labels, progress: EpochProgress, emit, last_step: int, checkpoint=None):
+def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progress: EpochProgress,
+                    settings: StepSettings, emit, ema=None, guard=None, dropout=None, checkpoint=None, ctrl_c=None):
     """Continue epoch `progress.epoch` from batch `progress.batch` (0: its start), updating `progress`
-    after every step. Returns None, or a dict saying why training must stop (divergence)."""
-    model, optimizer, config = parts.model, parts.optimizer, parts.config
+    after every step. Returns None, or a dict saying why training must stop (divergence).
+
+    `loss_of`: a BatchLoss; `ema`, `guard`, `dropout`: the run's EMA, DivergenceGuard and
+    DropoutSchedule, or None; `checkpoint()` is called every `settings.checkpoint_every` steps."""
+    started = time.perf_counter()
     model.train()
-    order = progress.order.to(parts.device)
+    order = progress.order.to(images.device)
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices
-    batches = math.ceil(images.shape[0] / config.batch_size)
+    size = settings.batch_size
+    batches = math.ceil(images.shape[0] / size)
     for batch in range(progress.batch + 1, batches + 1):
-        if progress.step >= last_step:
+        if progress.step >= settings.last_step:
             break
-        start = (batch - 1) * config.batch_size
-        x, y = images[start:start + config.batch_size], labels[start:start + config.batch_size]
-        if parts.dropout is not None:
-            parts.dropout.apply(model, progress.step)
-        loss, output = forward(parts, x, y)
+        x, y = images[(batch - 1) * size:batch * size], labels[(batch - 1) * size:batch * size]
+        if dropout is not None:
+            dropout.apply(model, progress.step)
+        loss, output = loss_of(model, x, y)
         lr = optimizer.param_groups[0]["lr"]                       # the rate this step uses
-        if parts.guard is not None:
-            reason = parts.guard.check(loss.item())                # checked before the step: a bad step is never taken
+        if guard is not None:
+            reason = guard.check(loss.item())                      # checked before the step: a bad step is never taken
             if reason:
                 return {"reason": "diverged", "detail": reason, "step": progress.step + 1, "epoch": progress.epoch,
                         "lr": lr}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if config.clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad, foreach=True)
+        if settings.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad, foreach=True)
         optimizer.step()
-        parts.schedule.step()
+        schedule.step()
         progress.step += 1
-        if parts.ema is not None:
-            parts.ema.update(model, progress.step)
+        if ema is not None:
+            ema.update(model, progress.step)
         batch_loss, batch_correct = loss.detach(), (output.argmax(1) == y).sum()
         progress.loss_sum += batch_loss * y.shape[0]
         progress.correct += batch_correct
         progress.pending.append((progress.step, batch_loss, batch_correct, y.shape[0], lr))
-        progress.batch, progress.seen = batch, progress.seen + y.shape[0]
+        now = time.perf_counter()
+        progress.batch, progress.seen, progress.seconds = batch, progress.seen + y.shape[0], progress.seconds + now - started
+        started = now
         emit(Event("batch", dict(epoch=progress.epoch, step=progress.step, batch=batch, batches=batches,
                                  loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr)))
-        if checkpoint is not None and config.checkpoint_every and progress.step % config.checkpoint_every == 0:
+        if checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
             checkpoint()
-        if parts.ctrl_c is not None and parts.ctrl_c.pressed:
+        if ctrl_c is not None and ctrl_c.pressed:
             raise KeyboardInterrupt   # the step is complete: fit saves it, and a resume starts at the next
     return None
 
 
-def validate(model, dataset, mean, std, device, precision, channels_last):
-    """(loss, accuracy) of `model` on a held-out split."""
-    output = logits(model, dataset.images, mean, std, device=device, precision=precision, channels_last=channels_last)
+def validate(model, dataset, loss_of: BatchLoss):
+    """(loss, accuracy) of `model` on a held-out split, normalised as `loss_of` normalises training."""
+    output = logits(model, dataset.images, loss_of.mean, loss_of.std, device=loss_of.device,
+                    precision=loss_of.precision, channels_last=loss_of.channels_last)
     return F.cross_entropy(output, dataset.labels).item(), (output.argmax(1) == dataset.labels).double().mean().item()
+
+
+def epoch_record(progress: EpochProgress, batch_records: list, validation: tuple | None, seconds: float) -> dict:
+    """The epoch's metrics.jsonl record: `batch_records` its steps (progress.batch_records()),
+    `validation` (loss, accuracy) or None, `seconds` its wall time (training and validation)."""
+    record = {"kind": "epoch", "epoch": progress.epoch, "step": progress.step,
+              "train_loss": float(progress.loss_sum) / progress.seen,
+              "train_accuracy": float(progress.correct) / progress.seen}
+    if validation is not None:
+        record["val_loss"], record["val_accuracy"] = validation
+    record["lr"] = batch_records[-1]["lr"]
+    record["seconds"] = round(seconds, 4)
+    record["images_per_second"] = round(progress.seen / progress.seconds, 1)   # the training pass only
+    return record

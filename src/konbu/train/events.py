@@ -12,7 +12,7 @@ Events, in order:
            device sync, the loop never does per batch
     epoch  {record, batch_records}   record: the epoch's metrics; batch_records: its steps as dicts
     stop   {reason, message, step, epoch, ...}   the divergence guard or early stopping ended the run
-    interrupted {step, epoch}        Ctrl-C: last.ckpt holds this step; `konbu train --resume RUN`
+    interrupted {step, epoch, run_dir}   Ctrl-C: last.ckpt holds this step; `konbu train --resume RUN_DIR`
     end    {final, best_epoch, seconds, run_dir, info}
 A listener ignores kinds it does not know.
 """

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..device import autocast
 from ..errors import ConfigError
 from ..inference import normalise
+from ..inspect.smoothing import centred_average
 from .optim import make_optimizer
 
 SMOOTHING = 0.9      # the running average's beta (the stopping rule only)
@@ -43,13 +44,6 @@ class LrFindResult:
     def to_dict(self):
         return {"suggestion": self.suggestion, "min_over_10": self.min_over_10, "lrs": self.lrs,
                 "losses": self.losses, "smoothed": self.smoothed}
-
-
-def centred_average(values, window: int):
-    """Moving average over `window` steps centred on each step; the window shrinks at the ends."""
-    values = np.asarray(values, dtype=float)
-    kernel = np.ones(window)
-    return np.convolve(values, kernel, mode="same") / np.convolve(np.ones_like(values), kernel, mode="same")
 
 
 def suggest(lrs, smoothed):
@@ -115,9 +109,9 @@ def find_lr(model, images, labels, mean, std, optimizer: str = "adam", batch_siz
 
 def plot_lr_find(result: LrFindResult, path) -> Path:
     """Loss against learning rate (log axis), raw and smoothed, with the suggestion marked."""
-    from ..inspect.figures import _new_figure, _save   # the shared Agg figure + atomic PNG writer
+    from ..inspect.canvas import new_figure, save_figure   # the shared Agg figure + atomic PNG writer
 
-    figure = _new_figure(8, 4.5)
+    figure = new_figure(8, 4.5)
     ax = figure.subplots()
     ax.plot(result.lrs, result.losses, color="#1f77b4", linewidth=0.8, alpha=0.35, label="loss (each step)")
     ax.plot(result.lrs, result.smoothed, color="#1f77b4", linewidth=2.0, label="loss (smoothed)")
@@ -132,25 +126,22 @@ def plot_lr_find(result: LrFindResult, path) -> Path:
     ax.set_ylim(bottom=0, top=max(top, min(result.losses) * 1.1))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def lr_find(config=None, out=None, start: float = 1e-7, end: float = 10.0, steps: int = 100, **overrides):
     """The CLI's lr-find: a TrainConfig's model, data and optimizer; writes the plot to `out`."""
-    from ..data import load_dataset
-    from ..device import pick_device, resolve_precision, set_threads
+    from ..data import dataset_options, load_data
     from ..models import build_model
     from .config import TrainConfig
+    from .parts import input_statistics, setup_machine
 
     config = TrainConfig.from_overrides(**{**(config.to_dict() if config else {}), **overrides})
-    set_threads(config.threads)
-    device = pick_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    torch.manual_seed(config.seed)
-    options = {name: getattr(config, name) for name in ("image_size", "classes") if getattr(config, name) is not None}
-    train = load_dataset(config.dataset, "train", config.data_dir, **options)
+    device, precision, _ = setup_machine(config)   # as fit() does: the same device, precision and seeds
+    train, _ = load_data(config.dataset, **dataset_options(config.to_dict()))
     model = build_model(config.model, train.image_shape, train.num_classes, config.init).to(device)
-    result = find_lr(model, train.images, train.labels, train.mean, train.std, config.optimizer, config.batch_size,
+    mean, std = input_statistics(config, train)     # what the model would be trained on: --normalize too
+    result = find_lr(model, train.images, train.labels, mean, std, config.optimizer, config.batch_size,
                      start, end, steps, device, precision, config.momentum, config.weight_decay)
     if out is not None:
         plot_lr_find(result, out)

@@ -26,6 +26,7 @@ import torch
 
 from ..errors import ConfigError, UnknownNameError
 from .config import MONITORS
+from .stopping import improved
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -159,10 +160,8 @@ class Schedule:
         name = self.plateau["monitor"]
         if name not in record:       # no validation split: watch the training metric instead
             name = name.replace("val_", "train_")
-        value, better_is_higher = record[name], MONITORS[name] == "max"
-        delta = self.plateau["min_delta"]
-        improved = self.best is None or (value > self.best + delta if better_is_higher else value < self.best - delta)
-        if improved:
+        value = record[name]
+        if improved(name, value, self.best, self.plateau["min_delta"]):
             self.best, self.bad_epochs = value, 0
             return
         self.bad_epochs += 1

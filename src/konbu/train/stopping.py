@@ -6,9 +6,27 @@
 
 Without a validation split a `val_*` monitor has nothing to watch: the latest epoch counts as the
 best (what we know), and early stopping needs a split (ConfigError in fit).
+
+`improved(name, value, best, min_delta)` is the one "has it improved" rule: the plateau learning-rate
+schedule (schedule.py) uses it too, so the two can never disagree about what counts as better.
+
+    PYTHONPATH=src python -m pytest tests/train/test_stopping.py -q
 """
 
 from .config import MONITORS
+
+
+def improved(name: str, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+    """True when `value` of the MONITORS metric `name` beats `best` by more than `min_delta`.
+
+    The first value (best is None) always counts. Like Keras, the margin is strict: a change of
+    exactly `min_delta` is not an improvement, so with min_delta 0 a tie is not one either.
+    """
+    if best is None:
+        return True
+    if MONITORS[name] == "max":
+        return value > best + min_delta
+    return value < best - min_delta
 
 
 class Monitor:
@@ -26,14 +44,12 @@ class Monitor:
             self.best, self.best_epoch = record["epoch"], record["epoch"]
             return True
         value = record[self.name]
-        higher = MONITORS[self.name] == "max"
-        improved = self.best is None or (value > self.best + self.min_delta if higher
-                                         else value < self.best - self.min_delta)
-        if improved:
+        better = improved(self.name, value, self.best, self.min_delta)
+        if better:
             self.best, self.best_epoch, self.wait = value, record["epoch"], 0
         else:
             self.wait += 1
-        return improved
+        return better
 
     @property
     def should_stop(self) -> bool:

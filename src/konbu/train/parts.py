@@ -1,0 +1,130 @@
+"""Everything `fit()` prepares before its first step: the machine, the data, and the training parts.
+
+    device, precision, threads = setup_machine(config)     # threads, device, precision, every seed
+    train, val, test = prepare_data(config)                # one load; a seeded validation split
+    parts = build_parts(config, train, device, precision)  # model, optimizer, schedule, loss, ...
+
+The learning-rate finder (lr_find.py) prepares the same way, so a sweep and a run agree on the data,
+the model and the device.
+"""
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data import dataset_options, load_data, validation_split
+from ..device import pick_device, resolve_precision, set_threads
+from ..errors import ConfigError
+from ..models import build_model, model_spec
+from .config import TrainConfig
+from .ema import EMA
+from .epoch import BatchLoss, StepSettings
+from .guard import DivergenceGuard
+from .optim import make_optimizer
+from .schedule import DropoutSchedule, make_schedule, piecewise_base_lr
+
+
+def setup_machine(config: TrainConfig):
+    """(device, precision, threads) as `config` asks, with every random generator seeded."""
+    threads = set_threads(config.threads)
+    device = pick_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    torch.manual_seed(config.seed)       # also seeds every CUDA device
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    return device, precision, threads
+
+
+def prepare_data(config: TrainConfig):
+    """(train, validation or None, test) from one load of the dataset: train minus a seeded
+    validation fraction; test is only read at the end."""
+    full_train, test = load_data(config.dataset, **dataset_options(config.to_dict()))
+    if config.val_fraction > 0:
+        train, val = validation_split(full_train, config.val_fraction, config.seed)
+    else:
+        train, val = full_train, None
+    return train, val, test
+
+
+def input_statistics(config: TrainConfig, train) -> tuple[tuple, tuple]:
+    """(mean, std) per channel the model's input is normalised with, what preprocess.json records:
+    the train split's own (inputs ~ N(0, 1)), or with --normalize unit 0 and 1: pixels / 255, what
+    the TF and Keras tutorials fed. The Datasets themselves are never changed."""
+    if config.normalize == "unit":
+        channels = train.image_shape[0]
+        return (0.0,) * channels, (1.0,) * channels
+    return tuple(train.mean), tuple(train.std)
+
+
+def augment_policy(policy: str | None, train) -> str | None:
+    """`auto` (the default): `digits` for MNIST-style handwriting of 16 pixels or more, else none. At
+    8x8 (sklearn's digits) a 10% shift is under a pixel and every resampling blurs the strokes; photos
+    and other scripts need their own policy (--augment cifar, ...), which a user picks knowingly."""
+    if policy != "auto":
+        return policy
+    return "digits" if train.info.ink == "mnist" and min(train.image_shape[1:]) >= 16 else None
+
+
+@dataclass
+class Parts:
+    """What a run trains with, built once by build_parts."""
+
+    spec: dict                            # the model spec (konbu.models.model_spec), for model.json
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: object                      # schedule.Schedule
+    loss: BatchLoss
+    settings: StepSettings
+    augment_policy: str | None            # the policy `auto` resolved to, for run.json
+    dropout: DropoutSchedule | None = None
+    ema: EMA | None = None
+    guard: DivergenceGuard | None = None
+    sample_weights: torch.Tensor | None = None   # per training image, for balanced sampling
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """What is validated and saved: the weights' moving average with --ema, else the model."""
+        return self.ema.module if self.ema else self.model
+
+
+def build_parts(config: TrainConfig, train, device, precision) -> Parts:
+    """The model on the device, its optimizer, schedules, EMA, guard, loss (weights, smoothing,
+    augmentation, normalisation) and step settings, as `config` says."""
+    num_classes = train.num_classes
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = config.total_steps(steps_per_epoch)
+    spec = model_spec(config.model)
+    model = build_model(spec, train.image_shape, num_classes, config.init)
+    channels_last = config.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    first_rate = piecewise_base_lr(config.lr_schedule)
+    if first_rate is not None and config.lr is not None and config.lr != first_rate:
+        raise ConfigError(f"--lr {config.lr:g} and --lr-schedule {config.lr_schedule!r} disagree: a piecewise "
+                          "schedule gives the rates itself; drop --lr")
+    optimizer = make_optimizer(config.optimizer, model.parameters(), first_rate or config.lr, config.momentum,
+                               config.nesterov, config.weight_decay)
+    schedule = make_schedule(config.lr_schedule, optimizer, total_steps, steps_per_epoch, config.warmup)
+    dropout = DropoutSchedule(config.dropout_schedule, steps_per_epoch) if config.dropout_schedule else None
+    if dropout is not None and not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
+        raise ConfigError(f"--dropout-schedule: {spec['name']} has no dropout layer to schedule")
+    counts = torch.bincount(train.labels, minlength=num_classes).clamp(min=1).double()
+    class_weights = None
+    if config.class_weights == "balanced":   # sklearn's "balanced": n / (K * count)
+        class_weights = (len(train) / (num_classes * counts)).float().to(device)
+    policy = augment_policy(config.augment, train)
+    augment = None
+    if policy is not None:
+        from .augment import make_augment
+        augment = make_augment(policy, train.info)
+    mean, std = input_statistics(config, train)
+    loss = BatchLoss(torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+                     torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1), num_classes, device,
+                     precision, channels_last, augment, class_weights, config.label_smoothing)
+    return Parts(spec, model, optimizer, schedule, loss,
+                 StepSettings(config.batch_size, total_steps, config.clip_grad, config.checkpoint_every),
+                 policy, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
+                 guard=DivergenceGuard(config.guard, num_classes) if config.guard else None,
+                 sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None)

@@ -1,0 +1,87 @@
+"""Tests for konbu.device on the CPU: device names, precision, CPU threads and autocast, and the
+message a bad value gets. CUDA and Apple GPUs are switched off with monkeypatch, so the answers are
+the same on a machine that has one.
+
+    PYTHONPATH=src python -m pytest tests/test_device.py -q
+"""
+
+import pytest
+import torch
+
+from konbu import device as device_module
+from konbu.device import autocast, pick_device, resolve_precision, set_threads
+from konbu.errors import ConfigError, KonbuError
+
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as one without CUDA or an Apple GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_cpu_and_auto_without_a_gpu(cpu_only):
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("tpu", r"unknown device 'tpu'; expected one of auto, cpu, cuda, mps \(or cuda:N\)"),
+    ("CPU", r"unknown device 'CPU'"),
+    ("cuda", r"device 'cuda' asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto"),
+    ("cuda:1", r"device 'cuda:1' asked for, but PyTorch sees no CUDA GPU here"),
+    ("mps", r"device 'mps' asked for, but this machine has no Apple GPU; use --device cpu or auto"),
+])
+def test_bad_or_missing_devices_are_config_errors(cpu_only, name, message):
+    with pytest.raises(ConfigError, match=message):
+        pick_device(name)
+    assert issubclass(ConfigError, KonbuError)   # so the CLI prints the message, not a traceback
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_named_precision_is_kept(precision):
+    assert resolve_precision(precision, torch.device("cpu")) == precision
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_the_cpu_follows_its_bf16_support(monkeypatch, has_bf16, expected):
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: has_bf16)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+
+
+def test_auto_precision_elsewhere_is_fp32():
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
+@pytest.mark.parametrize("precision", ["fp16", "float32", ""])
+def test_unknown_precision_is_a_config_error(precision):
+    with pytest.raises(ConfigError, match=rf"unknown precision '{precision}'; expected one of auto, fp32, bf16"):
+        resolve_precision(precision, torch.device("cpu"))
+
+
+def test_cpu_has_bf16_answers_a_bool():
+    assert isinstance(device_module.cpu_has_bf16(), bool)
+
+
+def test_set_threads():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(None) == before and torch.get_num_threads() == before   # None: left alone
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ConfigError, match="--threads must be at least 1, got 0"):
+            set_threads(0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_autocast_bf16_and_fp32():
+    cpu = torch.device("cpu")
+    first, second = torch.randn(4, 8), torch.randn(8, 3)
+    with autocast(cpu, "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        assert (first @ second).dtype == torch.bfloat16
+    with autocast(cpu, "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+        assert (first @ second).dtype == torch.float32
