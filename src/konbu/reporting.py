@@ -123,7 +123,8 @@ def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset 
     calibrated = (run.path / CALIBRATION_FILE).is_file() and figure_path(run.path, "calibration").is_file()
     if not calibrated or val_dataset is not None:
         if val_dataset is not None or saved_config(run.info).get("val_fraction"):
-            val = val_dataset if val_dataset is not None else _dataset_or_none(lambda: run_validation_split(run, data_dir))
+            val = (val_dataset if val_dataset is not None
+                   else _dataset_or_none(lambda: run_validation_split(run, data_dir)))
             if val is not None:
                 calibrate_run(run, val)
     if test is not None:

@@ -38,7 +38,8 @@ def test_models_shows_each_description_and_source_beside_its_name():
         assert entry.description, name          # every seed says what it is
         assert about == f"{entry.description} {entry.source}", name
         assert shape == "×".join(map(str, entry.input_shape))
-        assert params == f"{sum(p.numel() for p in build_model(name, entry.input_shape, entry.num_classes).parameters()):,}"
+        net = build_model(name, entry.input_shape, entry.num_classes)
+        assert params == f"{sum(p.numel() for p in net.parameters()):,}"
 
 
 def test_summary_builds_for_the_models_own_input():

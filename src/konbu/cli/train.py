@@ -93,7 +93,8 @@ def train(
     out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<model>-<dataset>-<time>)"),
 ):
     """Train a model and write its run directory (weights, metrics, curves, report.html)."""
-    settings = _options({name: value for name, value in locals().items() if name != "resume"})  # every flag but --resume
+    # every flag but --resume, by name: the signature above is the one list of the training settings
+    settings = _options({name: value for name, value in locals().items() if name != "resume"})
     from ..train import fit, fit_recipe
 
     try:

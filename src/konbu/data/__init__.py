@@ -118,6 +118,6 @@ def is_available(name: str, data_dir=None) -> bool:
     return bool(get_entry(name).available(str(data_dir) if data_dir else None))
 
 
-__all__ = ["Dataset", "DatasetInfo", "load_data", "load_dataset", "load_splits", "dataset_options", "list_datasets", "list_families",
-           "register_dataset", "register_family", "dataset_info", "is_available", "is_dynamic",
+__all__ = ["Dataset", "DatasetInfo", "load_data", "load_dataset", "load_splits", "dataset_options", "list_datasets",
+           "list_families", "register_dataset", "register_family", "dataset_info", "is_available", "is_dynamic",
            "validation_split", "stratified_split", "channel_stats", "konbu_home"]

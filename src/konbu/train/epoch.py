@@ -247,8 +247,8 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
         progress.correct += batch_correct
         progress.pending.append((progress.step, batch_loss, batch_correct, y.shape[0], lr))
         now = time.perf_counter()
-        progress.batch, progress.seen, progress.seconds = batch, progress.seen + y.shape[0], progress.seconds + now - started
-        started = now
+        progress.batch, progress.seen = batch, progress.seen + y.shape[0]
+        progress.seconds, started = progress.seconds + now - started, now
         emit(Event("batch", dict(epoch=progress.epoch, step=progress.step, batch=batch, batches=batches,
                                  loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr)))
         if checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:

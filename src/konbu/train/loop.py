@@ -140,7 +140,7 @@ def _fit(config: TrainConfig, resume, listeners, quiet) -> Run:
     def new_order():
         return epoch_order(len(train), parts.sample_weights)
 
-    run_dir = Path(resume) if resume else Path(config.out) if config.out else default_run_dir(config, parts.spec["name"])
+    run_dir = Path(resume or config.out or default_run_dir(config, parts.spec["name"]))
     if resume:
         info = read_info(run_dir)
         state, tensors = load_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule,

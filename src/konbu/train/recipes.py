@@ -5,6 +5,7 @@
     konbu train --recipe tf-experts --steps 2000 --dataset mnist-sample
     konbu train --recipe symmetry                    trains each variant (zeros, tf) and prints them side by side
     konbu.fit(recipe="chollet", epochs=1)
+    konbu.fit_recipe("symmetry", dataset="digits")   # every variant: {"zeros": Run, "tf": Run}
 
 A recipe is a YAML file shipped inside the package (src/konbu/recipes/NAME.yaml, installed as package
 data, found with importlib.resources) or any .yaml path given to --recipe:
@@ -50,7 +51,8 @@ class Recipe:
             return {**RECIPE_BASE, **self.settings}
         if variant not in self.variants:
             raise ConfigError(f"recipe {self.name} trains the variants {', '.join(self.variants)}: pass --variant "
-                              f"one of them (`konbu train --recipe {self.name}` trains them all)")
+                              f"one of them (`konbu train --recipe {self.name}`, or konbu.fit_recipe("
+                              f"\"{self.name}\") in Python, trains them all)")
         return {**RECIPE_BASE, **self.settings, **self.variants[variant].get("settings", {})}
 
     def reported_for(self, variant: str | None) -> dict:
