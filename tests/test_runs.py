@@ -155,3 +155,32 @@ def test_probabilities_are_the_calibrated_softmax(run):
     expected = (logits / loaded.temperature).softmax(dim=1)
     assert torch.allclose(loaded.probabilities(images), expected)
     assert torch.allclose(loaded.probabilities(logits=logits), expected)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "weights.safetensors").write_bytes(b"PK\x03\x04 a torch.save zip"), "pickled PyTorch file"),
+    (lambda d: (d / "weights.safetensors").write_bytes(b"\x80\x04\x95 a pickle"), "never loads pickles"),
+    (lambda d: (d / "weights.safetensors").write_bytes(b"{}garbage"), "not a readable safetensors file"),
+    (lambda d: ((d / "weights.safetensors").rename(d / "model.pth")), "never loads pickled weights"),
+    (lambda d: _edit(d / "preprocess.json", image_shape="28x28"), "image_shape"),
+    (lambda d: _edit(d / "preprocess.json", mean=[0.1, 0.2]), "one finite number per channel"),
+    (lambda d: _edit(d / "preprocess.json", std=[0.0]), "must be positive"),
+    (lambda d: _edit(d / "preprocess.json", classes=["only"]), "at least two"),
+    (lambda d: (d / "model.json").write_text('"conv"'), "\"layers\" list"),
+    (lambda d: _edit(d / "run.json", format=2, versions={"konbu": "9.1.0"}), "konbu 9.1.0 \\(run format 2\\)"),
+])
+def test_a_damaged_or_foreign_run_is_a_clear_error(run, tmp_path, damage, message):
+    copy = tmp_path / "copy"
+    shutil.copytree(run.path, copy)
+    damage(copy)
+    with pytest.raises(RunDirectoryError, match=message):
+        Run.load(copy)
+
+
+def _edit(path, **fields):
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def test_a_run_path_that_is_a_file(run):
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        Run.load(run.path / "run.json")

@@ -40,3 +40,8 @@ class ImageError(KonbuError):
 
 class ConfigError(KonbuError):
     """A training or evaluation setting is out of range."""
+
+
+class WriteError(KonbuError, OSError):
+    """A file could not be written (disk full, read-only folder, no permission). Also an OSError,
+    so code that handles failed writes in general still catches it."""

@@ -27,6 +27,7 @@ Every file is written atomically (konbu.atomic), so a killed run leaves complete
 """
 
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +52,10 @@ EVALUATION_FILE = "evaluation.json"
 FIGURES_DIR = "figures"
 REPORT_FILE = "report.html"
 REQUIRED_FILES = (RUN_FILE, MODEL_FILE, PREPROCESS_FILE, WEIGHTS_FILE)
+# The layout's version, in run.json: a konbu that finds a larger number was written by a newer konbu
+# and says so, rather than misreading files whose meaning changed.
+RUN_FORMAT = 1
+PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")   # torch.save's zip archive; a bare pickle's protocol opcode
 
 
 def figure_path(run_dir, name: str) -> Path:
@@ -91,7 +96,7 @@ def create_run(run_dir, info: dict, model_spec: dict, preprocess: dict, model) -
     atomic.write_json(run_dir / PREPROCESS_FILE, preprocess)
     save_weights(run_dir / WEIGHTS_FILE, model)
     save_initial_filters(run_dir / INITIAL_FILE, model)
-    info = {"name": run_dir.name, **info, "status": "running", "started": _now()}
+    info = {"name": run_dir.name, "format": RUN_FORMAT, **info, "status": "running", "started": _now()}
     atomic.write_json(run_dir / RUN_FILE, info)
     return info
 
@@ -189,6 +194,52 @@ def read_temperature(path) -> float:
     return float(temperature)
 
 
+def _check_format(path: Path, info: dict):
+    found = info.get("format", 1)
+    if not isinstance(found, int) or found > RUN_FORMAT:
+        from . import __version__
+        wrote = (info.get("versions") or {}).get("konbu", "a newer konbu")
+        raise RunDirectoryError(f"{path} was written by konbu {wrote} (run format {found!r}); this konbu "
+                                f"{__version__} reads run format {RUN_FORMAT}. Upgrade konbu to use it")
+
+
+def _check_preprocess(path: Path, preprocess):
+    """preprocess.json's fields, each of the type and size the serving contract says."""
+    def bad(what):
+        return RunDirectoryError(f"{path}: {what}; the run directory is damaged (retrain, or restore the file)")
+
+    if not isinstance(preprocess, dict):
+        raise bad(f"expected a JSON object, found {type(preprocess).__name__}")
+    shape = preprocess.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape)):
+        raise bad(f"\"image_shape\" must be [channels, height, width] of positive whole numbers, found {shape!r}")
+    classes = preprocess.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise bad(f"\"classes\" must list at least two class names, found {classes!r}")
+    for key in ("mean", "std"):
+        values = preprocess.get(key)
+        if not (isinstance(values, list) and len(values) == shape[0] and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            raise bad(f"\"{key}\" must hold one finite number per channel ({shape[0]}), found {values!r}")
+    if not all(v > 0 for v in preprocess["std"]):
+        raise bad(f"\"std\" must be positive, found {preprocess['std']!r}")
+
+
+def _read_weights(path: Path) -> dict:
+    """weights.safetensors' tensors; a pickled file under that name is refused, never unpickled."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(PICKLE_MAGIC):
+        raise RunDirectoryError(f"{path} is a pickled PyTorch file, not safetensors: konbu never loads pickles "
+                                "(unpickling can run code). Save the state dict with safetensors.torch.save_file")
+    try:
+        return load_file(path)
+    except Exception as error:   # safetensors raises its own SafetensorError for a torn or foreign file
+        raise RunDirectoryError(f"{path} is not a readable safetensors file ({str(error).splitlines()[0]}); the "
+                                "run directory is damaged") from None
+
+
 class Run:
     """A finished (or running) training run, loaded from its directory: model + preprocessing."""
 
@@ -209,19 +260,32 @@ class Run:
         from .device import pick_device
 
         path = Path(path)
+        if path.is_file():
+            raise RunDirectoryError(f"{path} is a file; pass the run directory that holds it (the folder "
+                                    "`konbu train` wrote, e.g. runs/chollet-mnist-...)")
         if not path.is_dir():
             raise RunDirectoryError(f"run directory {path} not found; pass the folder `konbu train` wrote "
                                     "(it prints it at the end, e.g. runs/chollet-mnist-...)")
         missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
         if missing:
-            raise RunDirectoryError(f"{path} is incomplete: missing {', '.join(missing)}. A run still "
-                                    "training writes weights.safetensors after its first epoch.")
+            pickled = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".pth", ".pkl", ".ckpt")
+                             and p.is_file())
+            hint = (f" It holds {', '.join(pickled)}: konbu never loads pickled weights (unpickling can run code); "
+                    "save the state dict with safetensors.torch.save_file as weights.safetensors." if pickled else
+                    " A run still training writes weights.safetensors after its first epoch.")
+            raise RunDirectoryError(f"{path} is incomplete: missing {', '.join(missing)}.{hint}")
         info, spec, preprocess = (read_json(path / name) for name in REQUIRED_FILES[:3])
+        _check_format(path, info)
+        _check_preprocess(path / PREPROCESS_FILE, preprocess)
+        if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list):
+            raise RunDirectoryError(f"{path / MODEL_FILE}: expected an object with a \"layers\" list, found "
+                                    f"{type(spec).__name__}; the run directory is damaged")
         device = pick_device(str(device))
+        state = _read_weights(path / WEIGHTS_FILE)
         try:
             model = build_model(spec, tuple(preprocess["image_shape"]), len(preprocess["classes"]))
-            model.load_state_dict(load_file(path / WEIGHTS_FILE))
-        except (KeyError, RuntimeError, OSError, ValueError) as e:
+            model.load_state_dict(state)
+        except (KeyError, RuntimeError, OSError, ValueError, TypeError) as e:
             raise RunDirectoryError(f"{path}: model.json, preprocess.json and weights.safetensors do not fit "
                                     f"together ({str(e).splitlines()[0]})") from None
         model.to(device).eval()

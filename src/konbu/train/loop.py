@@ -30,16 +30,20 @@ import math
 import os
 import re
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import torch
 
 from .. import __version__
-from ..errors import ConfigError, RunDirectoryError
-from ..models import summary
-from ..runs import (CHECKPOINT_DIR, METRICS_CSV, METRICS_FILE, RUN_FILE, TENSORBOARD_DIR, WEIGHTS_FILE, Run,
-                    create_run, mark_interrupted, mark_resumed, read_info, read_metrics, save_weights, saved_config)
+from ..atomic import one_writer, remove_leftovers
+from ..errors import ConfigError, RunDirectoryError, WriteError
+from ..models import model_spec, summary
+from ..reporting import build_report
+from ..runs import (CHECKPOINT_DIR, FIGURES_DIR, METRICS_CSV, METRICS_FILE, REPORT_FILE, RUN_FILE, TENSORBOARD_DIR,
+                    WEIGHTS_FILE, Run, create_run, mark_interrupted, mark_resumed, read_info, read_metrics,
+                    save_weights, saved_config)
 from .checkpoint import checkpoint_path, load_checkpoint, read_state, save_checkpoint
 from .config import TrainConfig
 from .epoch import EpochProgress, ctrl_c_between_steps, epoch_order, epoch_record, held, train_one_epoch, validate
@@ -69,17 +73,38 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, re
     here that differs from the run's is a ConfigError)."""
     given = {**(config.to_dict() if config else {}), **overrides}
     config = _resume_config(Path(resume), given) if resume is not None else TrainConfig.from_overrides(**given)
+    run_dir = Path(resume or config.out or default_run_dir(config, model_spec(config.model)["name"]))
+    with one_writer(run_dir), _deterministic(config.deterministic):   # one konbu process per run directory
+        if resume is not None:
+            for folder in (run_dir, run_dir / FIGURES_DIR):
+                remove_leftovers(folder)         # temporary files of a process killed mid-write
+            if read_info(run_dir).get("status") == "finished":
+                return _report_again(run_dir)
+        return _fit(config, run_dir, resume is not None, listeners, quiet)
+
+
+@contextmanager
+def _deterministic(on: bool):
+    """torch.use_deterministic_algorithms for the run's length, as it was afterwards."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_benchmark = torch.backends.cudnn.benchmark
     try:
-        if config.deterministic:
+        if on:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # cuBLAS needs it to be deterministic
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-        return _fit(config, resume, listeners, quiet)
+        yield
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         torch.backends.cudnn.benchmark = was_benchmark
+
+
+def _report_again(run_dir: Path) -> Run:
+    """--resume of a run that finished training but was stopped while writing its figures and report
+    (run.json says "finished"; report.html is missing): write them, nothing else."""
+    run = Run.load(run_dir)
+    build_report(run)
+    return run
 
 
 def fit_recipe(recipe: str, listeners=(), quiet: bool = False, **overrides) -> dict:
@@ -103,7 +128,7 @@ def _resume_config(run_dir: Path, given: dict):
     if not (run_dir / RUN_FILE).is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no run.json there; pass a run directory `konbu train` wrote")
     info = read_info(run_dir)
-    if info.get("status") == "finished":
+    if info.get("status") == "finished" and (run_dir / REPORT_FILE).is_file():
         raise ConfigError(f"--resume {run_dir}: that run finished ({info.get('finished', 'earlier')}); nothing to "
                           "resume. To train longer, start a new run with more --epochs and another --out")
     if not (checkpoint_path(run_dir / CHECKPOINT_DIR) / "state.json").is_file():
@@ -125,7 +150,7 @@ def _resume_config(run_dir: Path, given: dict):
                                          "out": str(run_dir)})
 
 
-def _fit(config: TrainConfig, resume, listeners, quiet) -> Run:
+def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> Run:
     device, precision, threads = setup_machine(config)
 
     # Prepare the data: one load; train minus a seeded validation fraction; test is read at the end
@@ -140,7 +165,6 @@ def _fit(config: TrainConfig, resume, listeners, quiet) -> Run:
     def new_order():
         return epoch_order(len(train), parts.sample_weights)
 
-    run_dir = Path(resume or config.out or default_run_dir(config, parts.spec["name"]))
     if resume:
         info = read_info(run_dir)
         state, tensors = load_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule,
@@ -206,6 +230,9 @@ def _fit(config: TrainConfig, resume, listeners, quiet) -> Run:
                     if diverged or stop is not None or epoch == last_epoch:
                         break
                     progress = progress.following(new_order())
+        except WriteError as error:              # disk full, folder gone read-only: what was written is whole
+            raise WriteError(f"{error}. Training stopped at step {progress.step}; once it can write again, "
+                             f"`konbu train --resume {run_dir}` continues from the last complete checkpoint") from None
         except KeyboardInterrupt:
             if stop is None:                     # last.ckpt: the steps done so far; resume continues from there
                 checkpoint()
