@@ -3,8 +3,9 @@
     PYTHONPATH=src python -m pytest tests/test_predict.py tests/test_reject.py -q
 
 Reading images is tested in test_images.py, the model input in test_preprocess.py, MNIST-style
-normalisation in test_ink.py, and predicting with a run (and rejecting unsure answers) in
-test_reject.py.
+normalisation in test_ink.py, and predicting with a run (rejecting unsure answers, images with no
+digit, unreadable files) in test_reject.py; `konbu predict` with bad files among good ones in
+tests/cli/test_predict.py.
 """
 
 import pytest

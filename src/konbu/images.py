@@ -1,10 +1,13 @@
 """Reading images: a path, a PIL image or an array -> an upright 8-bit "L" or "RGB" PIL image.
 
 Reads PNG, JPEG, BMP, GIF (first frame), TIFF and WebP in grey, RGB, RGBA, palette, 1-bit and
-16-bit modes, and honours EXIF orientation. Anything unreadable raises ImageError naming the file.
+16-bit modes, and honours EXIF orientation. Anything unreadable raises ImageError naming the file;
+so does an image whose header declares more than MAX_PIXELS (a decompression bomb), before a
+single pixel of it is decoded.
 """
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,9 @@ from PIL import Image, ImageOps
 from .errors import ImageError, ShapeError
 
 READABLE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF, WebP"
+# PIL's default limit (a quarter GiB as 24-bit RGB), fixed here: far above any camera's photo (a
+# 61-megapixel full frame), far below what a decompression bomb would make PIL allocate
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 def read_image(source) -> Image.Image:
@@ -43,18 +49,46 @@ def _open_file(path: Path) -> Image.Image:
         raise ImageError(f"{path}: no such file; konbu reads {READABLE_FORMATS} images")
     if not path.is_file():
         raise ImageError(f"{path}: is a directory, not an image file; konbu reads {READABLE_FORMATS}")
+    if path.stat().st_size == 0:   # PIL would only say "cannot identify image file"
+        raise ImageError(f"{path}: not a readable image (an empty file, 0 bytes); konbu reads {READABLE_FORMATS}")
     try:
-        with Image.open(path) as image:
-            # load() decodes every byte now, so a truncated file fails here rather than later;
-            # for an animated GIF or multi-page TIFF, Image.open is on the first frame. The EXIF
-            # block is read while the file is still open.
-            image.load()
-            return _upright(image)
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{path}: image too large to decode safely ({error})") from error
+        with warnings.catch_warnings():
+            # PIL only warns between its limit and twice it, then decodes anyway: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:   # reads the header only: size and mode, no pixels yet
+                _check_pixels(path, image.size)
+                # load() decodes every byte now, so a truncated file fails here rather than later;
+                # for an animated GIF or multi-page TIFF, Image.open is on the first frame. The EXIF
+                # block is read while the file is still open.
+                image.load()
+                return _upright(image)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{path}: image too large to decode safely ({error}); konbu decodes images of up to "
+                         f"{MAX_PIXELS:,} pixels: shrink it first") from error
+    except Image.UnidentifiedImageError as error:   # PIL's message only repeats the path
+        raise ImageError(f"{path}: not a readable image (its first bytes match none of {READABLE_FORMATS}: "
+                         "another kind of file, or a damaged header)") from error
     except Exception as error:  # a corrupt file can make a decoder fail with almost any exception
         raise ImageError(f"{path}: not a readable image ({type(error).__name__}: {error}); "
                          f"konbu reads {READABLE_FORMATS}") from error
+
+
+def _check_pixels(path: Path, size) -> None:
+    """Refuse an image by the size its header declares, before a byte of it is decoded.
+
+    A decompression bomb declares, say, 20,000 x 20,000 pixels in a file of a few hundred bytes:
+    decoding it would take gigabytes. PIL's own limit is a global that any caller may switch off
+    (Image.MAX_IMAGE_PIXELS = None), so konbu keeps its own."""
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError(f"{path}: the image declares {width}x{height} pixels, so it holds none; "
+                         f"konbu reads {READABLE_FORMATS} images of at least 1x1")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{path}: {width:,}x{height:,} pixels is more than konbu decodes ({MAX_PIXELS:,} pixels, "
+                         "about 9,500x9,500); a decompression bomb, or a scan far larger than any model's input: "
+                         "shrink it first")
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -149,3 +183,9 @@ def _flatten_alpha(rgba: Image.Image) -> Image.Image:
     background = Image.new("RGBA", rgba.size, (0, 0, 0, 255) if light_ink else (255, 255, 255, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
 
+
+def file_error_reason(error: ImageError, path) -> str:
+    """The message of an ImageError that read_image raised for the file `path`, without the leading
+    "PATH: " it starts with: for a list that names each file itself (konbu predict's answers, a
+    folder dataset's skipped files)."""
+    return str(error).removeprefix(f"{Path(path)}: ")

@@ -2,6 +2,11 @@
 and centred by mass, the way MNIST itself was made.
 
     mnist_normalise(np.asarray(photo.convert("L")), size=28, box=20)   # uint8 [28, 28]
+
+A picture with no stroke standing out of its paper (blank paper, one flat colour, or pixel noise,
+whose strongest "mark" is no stronger than the noise itself) raises NoInkError, an ImageError
+whose message starts "no digit found": konbu.predict answers such an image with label None and
+that reason instead of guessing a digit.
 """
 
 import math
@@ -24,6 +29,10 @@ INK_FLOOR = 0.15
 # An image whose strongest ink differs from the paper by less than this fraction of full scale
 # (~20 grey levels of 255) is blank.
 MIN_CONTRAST = 0.08
+
+
+class NoInkError(ImageError):
+    """The image holds no stroke to normalise: blank paper, a flat colour, or noise only."""
 
 
 def mnist_normalise(gray, size: int = 28, box: int = 20) -> np.ndarray:
@@ -51,8 +60,8 @@ def mnist_normalise(gray, size: int = 28, box: int = 20) -> np.ndarray:
 
     contrast = _strongest_ink(ink)
     if contrast < MIN_CONTRAST * full_scale or contrast <= 2 * noise_level:
-        raise ImageError(f"no ink found: the strongest mark differs from the background by "
-                         f"{contrast / full_scale:.0%} of full scale (needs {MIN_CONTRAST:.0%} and twice the noise); "
+        raise NoInkError(f"no digit found (no ink found: the strongest mark differs from the background by "
+                         f"{contrast / full_scale:.0%} of full scale, needs {MIN_CONTRAST:.0%} and twice the noise); "
                          "pass an image of a digit with visible strokes")
     # Hysteresis: strokes are the pixels above the floor, plus their fainter anti-aliased
     # edges (above the noise, touching a stroke); so paper shading is zeroed while a clean
@@ -181,7 +190,7 @@ def _paste_centred_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
     height, width = digit.shape
     mass = digit.sum()
     if mass <= 0:
-        raise ImageError("no ink found after resizing; pass an image of a digit with visible strokes")
+        raise NoInkError("no digit found (no ink found after resizing); pass an image of a digit with visible strokes")
     centre_y = (digit.sum(axis=1) * np.arange(height)).sum() / mass
     centre_x = (digit.sum(axis=0) * np.arange(width)).sum() / mass
     top = min(max(math.floor(size / 2 - centre_y + 0.5), 0), size - height)

@@ -8,6 +8,10 @@
 light paper, off-centre, any size) is normalised the way MNIST itself was made: white ink on
 black, fitted into an ink_box square, centred by mass. Without it the image is only converted to
 the model's channels and resized. predict, the inspection figures and the web app all use this.
+
+A file that can't be read raises konbu.errors.ImageError naming it; with ink="mnist", an image
+with no stroke on it (blank paper, a flat colour, pixel noise) raises konbu.ink.NoInkError, an
+ImageError that konbu.predict answers as "no digit found" rather than as a failure.
 """
 
 import numpy as np

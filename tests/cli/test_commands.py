@@ -110,15 +110,16 @@ def test_incomplete_run_and_bad_images(trained, tmp_path):
     (broken / "run.json").write_text("{}")
     result = konbu("predict", broken, "x.png")
     assert result.exit_code == 2 and "incomplete" in result.output and "weights.safetensors" in result.output
+    # an image that cannot be read is that image's error (exit 1), not a usage error (exit 2)
     result = konbu("predict", out, tmp_path / "missing.png")
-    assert result.exit_code == 2 and "missing.png" in result.output
+    assert result.exit_code == 1 and "missing.png: error:" in result.output
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("these are not pixels")
     result = konbu("predict", out, not_an_image)
-    assert result.exit_code == 2 and "notes.png" in result.output
-    blank = tmp_path / "blank.png"
+    assert result.exit_code == 1 and "notes.png: error:" in result.output
+    blank = tmp_path / "blank.png"   # a blank page is an answer: no digit on it
     Image.fromarray(np.full((50, 50), 255, np.uint8)).save(blank)
     result = konbu("predict", out, blank)
-    assert result.exit_code == 2 and "ink" in result.output
+    assert result.exit_code == 0 and "no digit found" in result.output and "ink" in result.output
     result = konbu("evaluate", out, "--dataset", "digits")
     assert result.exit_code == 2 and "shape" in result.output

@@ -1,16 +1,21 @@
 """`folder:PATH`: class sub-folders of mixed image formats, a train/test layout, and a CSV; grey
-digits saved as colour JPEG or WebP load as one channel, like the same digits saved as PNG.
+digits saved as colour JPEG or WebP load as one channel, like the same digits saved as PNG;
+unreadable files are skipped with one warning, or refused with strict (also through the CLI).
 
     PYTHONPATH=src python -m pytest tests/data/test_folder.py -q
 """
+
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from konbu.data import dataset_info, load_dataset
-from konbu.errors import DatasetFormatError, ImageError, MissingDataError, UnknownNameError
+from konbu.cli.testing import invoke as konbu
+from konbu.data import dataset_info, dataset_options, load_data, load_dataset
+from konbu.data.folder import NAMED_FILES, UnreadableFilesWarning
+from konbu.errors import DatasetFormatError, MissingDataError, UnknownNameError
 
 FORMATS = ("png", "jpg", "bmp", "gif", "tiff", "webp")
 
@@ -76,15 +81,115 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "bad.csv").write_text("a.png\n")
     with pytest.raises(DatasetFormatError, match=r"bad.csv: line 1 should be 'path,label'"):
         load_dataset(f"folder:{tmp_path / 'bad.csv'}")
-    make_folder(tmp_path / "broken")
-    (tmp_path / "broken" / "cat" / "9.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(ImageError, match=r"9.png: not a readable image"):
-        load_dataset(f"folder:{tmp_path / 'broken'}")
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(MissingDataError, match="a class folder with no images"):
         load_dataset(f"folder:{tmp_path / 'empty'}")
     with pytest.raises(UnknownNameError, match="folder:PATH"):
         load_dataset("imagenet")
+
+
+# ---------------------------------------------------------------------------------------------
+# Unreadable files: skipped with one warning naming them, or the folder refused with strict
+# ---------------------------------------------------------------------------------------------
+
+def break_two(root):
+    """Add a 0-byte file to cat and a text file named .png to dog: [their names relative to root]."""
+    (root / "cat" / "empty.png").write_bytes(b"")
+    (root / "dog" / "notes.png").write_text("these are not pixels")
+    return ["cat/empty.png", "dog/notes.png"]
+
+
+def load_warned(name, **options):
+    """(train, test, [the warnings load_data gave])."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train, test = load_data(name, **options)
+    return train, test, [w for w in caught if issubclass(w.category, UnreadableFilesWarning)]
+
+
+def test_unreadable_files_are_skipped_with_one_warning_naming_them(tmp_path):
+    bad = break_two(make_folder(tmp_path / "pets"))
+    train, test, caught = load_warned(f"folder:{tmp_path / 'pets'}")
+    assert len(train) + len(test) == 10 and train.classes == ("cat", "dog")   # the 10 good images
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "skipped 2 of 12 files" in message
+    assert "cat/empty.png (not a readable image (an empty file, 0 bytes)" in message
+    assert "dog/notes.png (not a readable image" in message
+    for image, label in zip(train.images, train.labels):   # the images kept their labels
+        assert abs(float(image.float().mean()) - (40 + 160 * int(label))) < 3
+    # not cached with files missing: the next load warns again, with the same data
+    again, _, caught = load_warned(f"folder:{tmp_path / 'pets'}")
+    assert len(caught) == 1 and torch.equal(again.images, train.images)
+    for name in bad:   # once the files are removed, the folder loads (and caches) without a word
+        (tmp_path / "pets" / name).unlink()
+    for _ in range(2):
+        assert load_warned(f"folder:{tmp_path / 'pets'}")[2] == []
+
+
+def test_strict_refuses_the_folder_naming_the_files(tmp_path):
+    make_folder(tmp_path / "pets")
+    clean = load_dataset(f"folder:{tmp_path / 'pets'}", "train")   # cached: a clean folder
+    assert torch.equal(load_dataset(f"folder:{tmp_path / 'pets'}", "train", strict=True).images, clean.images)
+    break_two(tmp_path / "pets")
+    load_warned(f"folder:{tmp_path / 'pets'}")   # a lenient load first must not let a strict one through
+    with pytest.raises(DatasetFormatError, match=r"2 of 12 files: cat/empty.png \(.*\), dog/notes.png \(.*\) are "
+                                                 r"not readable images.*--strict-data"):
+        load_dataset(f"folder:{tmp_path / 'pets'}", "train", strict=True)
+    with pytest.raises(DatasetFormatError, match="cat/empty.png"):
+        dataset_info(f"folder:{tmp_path / 'pets'}", strict=True)
+    # datasets of files konbu parses itself take the option and ignore it
+    assert len(load_dataset("digits", "test", strict=True)) == len(load_dataset("digits", "test"))
+
+
+def test_many_unreadable_files_are_counted_not_all_named(tmp_path):
+    make_folder(tmp_path / "pets")
+    for i in range(NAMED_FILES + 4):
+        (tmp_path / "pets" / "dog" / f"bad{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    _, _, [warning] = load_warned(f"folder:{tmp_path / 'pets'}")
+    message = str(warning.message)
+    assert f"skipped {NAMED_FILES + 4} of {10 + NAMED_FILES + 4} files" in message and "and 4 more" in message
+    assert message.count("dog/bad") == NAMED_FILES
+
+
+def test_skipping_that_empties_a_class_or_a_split_is_refused(tmp_path):
+    make_folder(tmp_path / "pets")
+    for path in (tmp_path / "pets" / "dog").iterdir():
+        path.write_text("not an image")
+    with pytest.raises(DatasetFormatError, match=r"class 'dog' has no readable image left"), \
+            pytest.warns(UnreadableFilesWarning, match="skipped 5 of 10 files"):
+        load_dataset(f"folder:{tmp_path / 'pets'}", "train")
+    make_folder(tmp_path / "d" / "train", per_class=3)
+    make_folder(tmp_path / "d" / "test", per_class=1)
+    (tmp_path / "d" / "test" / "dog" / "0.jpg").write_bytes(b"")
+    train, test, caught = load_warned(f"folder:{tmp_path / 'd'}")   # a given split keeps its files
+    assert (len(train), len(test), len(caught)) == (6, 1, 1) and test.labels.tolist() == [0]
+    (tmp_path / "d" / "test" / "cat" / "0.png").write_bytes(b"")
+    with pytest.raises(DatasetFormatError, match="the test split has no readable image left"), \
+            pytest.warns(UnreadableFilesWarning):
+        load_dataset(f"folder:{tmp_path / 'd'}", "train")
+
+
+def test_strict_data_is_a_data_option_of_a_run():
+    assert dataset_options({"dataset": "folder:x", "strict_data": True, "epochs": 3}) == {"strict": True}
+
+
+def test_strict_data_through_the_cli(tmp_path):
+    make_folder(tmp_path / "pets")
+    break_two(tmp_path / "pets")
+    name = f"folder:{tmp_path / 'pets'}"
+    result = konbu("datasets", "info", name)
+    assert result.exit_code == 0 and "train 8, test 2" in result.output
+    assert result.output.count("warning:") == 1 and "skipped 2 of 12 files" in result.output
+    for args in (["datasets", "info", name, "--strict-data"],
+                 ["datasets", "show", name, "--strict-data", "--out", tmp_path / "grid.png"],
+                 ["train", "--dataset", name, "--strict-data", "--epochs", "1", "--out", tmp_path / "run"]):
+        result = konbu(*args)
+        assert result.exit_code == 2, result.output
+        output = " ".join(result.output.split())
+        assert "cat/empty.png" in output and "dog/notes.png" in output and "not readable images" in output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "grid.png").exists()
 
 
 def test_grey_levels_survive_the_cache(tmp_path):

@@ -5,6 +5,7 @@
     konbu datasets show NAME --out grid.png          a grid of samples, one row per class
     konbu datasets info etl-hiragana --data-dir ~/ETL --classes all --image-size 32
     konbu datasets show folder:photos --out photos.png
+    konbu datasets info folder:photos --strict-data      refuse the folder if any file is not an image
 """
 
 from pathlib import Path
@@ -20,6 +21,8 @@ from ._app import command, console, group
 DATA_DIR = typer.Option(None, "--data-dir", help="folder holding (or receiving) the dataset's files")
 IMAGE_SIZE = typer.Option(None, "--image-size", help="square side in pixels (etl-hiragana, folder: default 28)")
 CLASSES = typer.Option(None, "--classes", help="etl-hiragana: 71 (default) or all; any dataset: a subset, e.g. 0,1")
+STRICT_DATA = typer.Option(False, "--strict-data", help="folder: refuse a folder with an unreadable image file "
+                                                        "(default: skip such files with one warning)")
 
 
 def _size(n: int) -> str:
@@ -50,9 +53,9 @@ datasets_app = group("datasets", "List every dataset konbu can load, and whether
 @command("info", on=datasets_app)
 def info(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) or folder:PATH"),
          data_dir: Optional[Path] = DATA_DIR, image_size: Optional[int] = IMAGE_SIZE,
-         classes: Optional[str] = CLASSES):
+         classes: Optional[str] = CLASSES, strict_data: bool = STRICT_DATA):
     """Counts per class, image shape, mean/std, split sizes, source, license and citation."""
-    train, test = data.load_data(name, data_dir, image_size, classes)
+    train, test = data.load_data(name, data_dir, image_size, classes, strict=strict_data)
     meta = train.info
     console.print(f"[bold]{meta.name}[/]: {meta.description}", highlight=False)
     rows = [
@@ -88,11 +91,11 @@ def show(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) o
          max_classes: int = typer.Option(50, "--max-classes", min=1, help="rows at most (one per class)"),
          seed: int = typer.Option(0, "--seed", help="which samples: a different seed, different ones"),
          data_dir: Optional[Path] = DATA_DIR, image_size: Optional[int] = IMAGE_SIZE,
-         classes: Optional[str] = CLASSES):
+         classes: Optional[str] = CLASSES, strict_data: bool = STRICT_DATA):
     """A grid of samples, one row per class, labelled with the class names (kana as glyphs)."""
     from ..inspect.samples import plot_class_samples   # imported here: matplotlib is slow to import
 
-    dataset = data.load_dataset(name, split, data_dir, image_size, classes)
+    dataset = data.load_dataset(name, split, data_dir, image_size, classes, strict=strict_data)
     path = plot_class_samples(dataset, out, per_class=per_class, max_classes=max_classes, seed=seed)
     shown = min(max_classes, dataset.num_classes)
     note = f" (the first {shown} of {dataset.num_classes} classes; --max-classes for more)" \

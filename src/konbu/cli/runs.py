@@ -1,13 +1,23 @@
-"""`konbu evaluate` and `konbu predict`: read a run directory and use its model."""
+"""`konbu evaluate` and `konbu predict`: read a run directory and use its model.
+
+    konbu evaluate runs/deep --json
+    konbu predict runs/deep a.png noise.png b.png --json
+
+`konbu predict` answers every image, in order: an image it can't read gets its own
+"path: error: reason" line (in --json, {"image": path, "error": reason}) and the others are
+answered as usual; the exit code is then 1. Exit code 2 is for mistakes that stop everything
+before any image is read: a bad run directory, an unknown option, a bad --reject-below or --top.
+"""
 
 import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from ._app import command, console
+from ._app import command, console, err_console
 
 
 @command()
@@ -54,7 +64,8 @@ def predict(run: Path = typer.Argument(..., help="a run directory"),
             reject_below: Optional[float] = typer.Option(
                 None, "--reject-below", metavar="P",
                 help="answer 'unknown' (JSON label null) when the top probability is below P, e.g. 0.6")):
-    """Classify your own images: top-K classes with calibrated percentages."""
+    """Classify your own images: top-K classes with calibrated percentages; exit code 1 when an
+    image could not be read (each one says why; the others are answered)."""
     from ..predict import describe, predict_files
     from ..runs import Run
 
@@ -62,10 +73,17 @@ def predict(run: Path = typer.Argument(..., help="a run directory"),
     results = predict_files(loaded, images, top=top, show_input=show_input, reject_below=reject_below)
     if as_json:
         print(json.dumps(results))
-        return
-    for result in results:
-        console.print(f"[bold]{result['image']}[/]: {describe(result)}", highlight=False, soft_wrap=True)
-        for p in result["predictions"]:
-            console.print(f"  {p['label']:>10}  {100 * p['probability']:6.2f}%", highlight=False)
-    if show_input:
-        console.print(f"input check: {show_input}", highlight=False)
+    else:
+        for result in results:
+            # escaped: a file name or a reason may hold [brackets], which rich would read as markup
+            console.print(f"[bold]{escape(result['image'])}[/]: {escape(describe(result))}", highlight=False,
+                          soft_wrap=True)
+            for p in result.get("predictions", []):
+                console.print(f"  {p['label']:>10}  {100 * p['probability']:6.2f}%", highlight=False)
+        if show_input and any(result.get("predictions") for result in results):
+            console.print(f"input check: {show_input}", highlight=False)
+    failed = sum("error" in result for result in results)
+    if failed:
+        err_console.print(f"[bold red]error:[/] {failed} of {len(results)} images could not be read "
+                          "(each is named with its reason)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)

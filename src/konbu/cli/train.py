@@ -37,6 +37,9 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images to this side"),
     classes: Optional[str] = typer.Option(None, "--classes", help="a subset of the dataset's classes"),
+    strict_data: Optional[bool] = typer.Option(None, "--strict-data/--no-strict-data",
+                                               help="folder: refuse a folder with an unreadable image file "
+                                                    "(default: skip such files with one warning)"),
     recipe: Optional[str] = typer.Option(None, help="a tutorial's settings by name (konbu recipes); flags override"),
     variant: Optional[str] = typer.Option(None, help="one variant of a recipe that has several (symmetry: zeros, tf)"),
     resume: Optional[Path] = typer.Option(None, help="continue this run directory from its last.ckpt"),

@@ -6,6 +6,7 @@
     test = load_dataset("mnist", "test")            # downloaded once to ~/.cache/konbu/mnist
     kana = load_dataset("etl-hiragana", "train", data_dir="~/ETL", image_size=32, classes="all")
     mine = load_dataset("folder:photos", "train", image_size=64)
+    checked = load_dataset("folder:photos", "train", strict=True)   # refuse a folder with a broken file
     digits01 = load_dataset("mnist", "train", classes="0,1")   # a subset, relabelled 0..k-1
 
 Names: `konbu datasets` lists them; `folder:PATH` takes any folder of class sub-folders or a CSV.
@@ -15,6 +16,9 @@ Options:
   and the images' own size for a folder of same-size squares); any other dataset is resized to it.
 - `classes`: etl-hiragana: None/"71" (ETL9's set) or "all"; any dataset: a comma-separated subset
   of class names or their romaji ("o,ki"), relabelled in that order.
+- `strict`: folder: refuses a folder holding a file that is not a readable image (DatasetFormatError
+  naming it) instead of skipping such files with one warning. The other datasets ignore it: their
+  parsers refuse a corrupt file either way, as one bad record makes a whole IDX or pickle suspect.
 
 Parsed splits are kept in a tensor cache (konbu.data.cache), so a second load is fast.
 """
@@ -46,12 +50,13 @@ def _check_image_size(image_size):
     return size
 
 
-def load_splits(name: str, data_dir=None, image_size=None, classes=None):
+def load_splits(name: str, data_dir=None, image_size=None, classes=None, strict=False):
     """(info, {"train": (images, labels), "test": (...)}) with the options applied; info matches the data."""
     image_size = _check_image_size(image_size)
     entry = get_entry(name)
     data_dir = str(data_dir) if data_dir else None
-    own = {key: value for key, value in (("image_size", image_size), ("classes", classes)) if key in entry.options}
+    own = {key: value for key, value in (("image_size", image_size), ("classes", classes), ("strict", strict))
+           if key in entry.options}
     splits = entry.load(data_dir, **own)
     names = tuple(splits.get("classes") or entry.info.classes)
     aliases = tuple(romaji(str(name)) for name in names)   # kana -> romaji; other names alias themselves
@@ -73,29 +78,31 @@ def load_splits(name: str, data_dir=None, image_size=None, classes=None):
     return info, splits
 
 
-def load_data(name: str, data_dir=None, image_size=None, classes=None) -> tuple[Dataset, Dataset]:
+def load_data(name: str, data_dir=None, image_size=None, classes=None, strict=False) -> tuple[Dataset, Dataset]:
     """(train, test) from one load: the files are parsed and the statistics computed once. Both
     splits carry the train split's mean/std (what a model is normalised with)."""
-    info, splits = load_splits(name, data_dir, image_size, classes)
+    info, splits = load_splits(name, data_dir, image_size, classes, strict)
     mean, std = channel_stats(splits["train"][0])
     return tuple(Dataset(*splits[split], info, split, mean, std) for split in SPLITS)
 
 
-def load_dataset(name: str, split: str = "train", data_dir=None, image_size=None, classes=None) -> Dataset:
+def load_dataset(name: str, split: str = "train", data_dir=None, image_size=None, classes=None,
+                 strict=False) -> Dataset:
     """Load one split of a dataset. mean/std are always those of the train split."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    return load_data(name, data_dir, image_size, classes)[SPLITS.index(split)]
+    return load_data(name, data_dir, image_size, classes, strict)[SPLITS.index(split)]
 
 
-# the settings of a training run (TrainConfig, or run.json's "config") that decide what is loaded
-OPTIONS = ("data_dir", "image_size", "classes")
+# the settings of a training run (TrainConfig, or run.json's "config") that decide what is loaded ->
+# the load_data keyword each one is (`strict_data` beside the training settings, `strict` here)
+OPTIONS = {"data_dir": "data_dir", "image_size": "image_size", "classes": "classes", "strict_data": "strict"}
 
 
 def dataset_options(settings) -> dict:
     """The data options among `settings` (a dict such as run.json's "config"), those given only:
     the one translation from training settings to load_data/load_dataset keywords."""
-    return {key: settings[key] for key in OPTIONS if settings.get(key) is not None}
+    return {keyword: settings[key] for key, keyword in OPTIONS.items() if settings.get(key) is not None}
 
 
 def is_dynamic(name: str) -> bool:
@@ -104,12 +111,12 @@ def is_dynamic(name: str) -> bool:
     return bool(entry.options) or name not in list_datasets()
 
 
-def dataset_info(name: str, data_dir=None, image_size=None, classes=None) -> DatasetInfo:
+def dataset_info(name: str, data_dir=None, image_size=None, classes=None, strict=False) -> DatasetInfo:
     """What a dataset declares. For datasets built from the user's files, or with options given,
     the files are read (through the cache) so the classes, shape and sizes are the real ones."""
     entry = get_entry(name)
     if is_dynamic(name) and (data_dir or name not in list_datasets()) or image_size or classes:
-        return load_splits(name, data_dir, image_size, classes)[0]
+        return load_splits(name, data_dir, image_size, classes, strict)[0]
     return entry.info
 
 

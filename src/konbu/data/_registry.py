@@ -29,7 +29,8 @@ class DatasetEntry:
     info: DatasetInfo
     load: Callable            # (data_dir or None, **options) -> {"train": (images, labels), "test": (...)}
     available: Callable       # (data_dir or None) -> bool
-    options: tuple = ()       # options the loader applies itself ("image_size", "classes")
+    options: tuple = ()       # options the loader applies itself ("image_size", "classes", "strict");
+                              # load_splits passes a loader only those it declares
 
 
 def register_dataset(info: DatasetInfo, available: Callable = lambda data_dir: True, options: tuple = ()):

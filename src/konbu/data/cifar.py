@@ -31,7 +31,7 @@ from ._registry import register_dataset
 from .cache import cached
 from .dataset import DatasetInfo
 from .download import (DownloadError, Remote, RemoteFile, check_local, data_folder, download, extract_tar,
-                       missing_message)
+                       missing_message, one_line)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR100_FINE = tuple("""apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
@@ -70,6 +70,8 @@ def _allowed() -> dict:
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("_codecs", "encode"): codecs.encode,   # how Python 3 pickles bytes at protocol 2: str -> bytes
+        ("__builtin__", "bytes"): bytes,        # ... and an empty bytes (a zero-size array's data)
+        ("builtins", "bytes"): bytes,
     }
 
 
@@ -97,7 +99,7 @@ def read_batch(path: Path) -> dict:
     except DatasetFormatError:
         raise
     except Exception as error:   # truncated or corrupt pickles fail with many exception types
-        raise DatasetFormatError(f"{path}: not a readable CIFAR pickle ({type(error).__name__}: {error}); "
+        raise DatasetFormatError(f"{path}: not a readable CIFAR pickle ({type(error).__name__}: {one_line(error)}); "
                                  "the file is truncated or corrupt: delete it and download it again") from None
     if not isinstance(batch, dict):
         raise DatasetFormatError(f"{path}: expected a pickled dict, found a {type(batch).__name__}")
@@ -114,11 +116,15 @@ def batch_arrays(path: Path, label_key: str, num_classes: int):
     if not isinstance(labels, list) or len(labels) != len(data):
         raise DatasetFormatError(f"{path}: expected '{label_key}' to be a list of {len(data)} labels, "
                                  f"found {type(labels).__name__} of length {len(labels) if hasattr(labels, '__len__') else '?'}")
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu" or (len(labels) and not 0 <= labels.min() <= labels.max() < num_classes):
+    # each element checked in Python: np.asarray would make ragged or nested lists a ValueError or a 2-D array
+    if not all(isinstance(label, (int, np.integer)) and not isinstance(label, bool) and 0 <= label < num_classes
+               for label in labels):
         raise DatasetFormatError(f"{path}: '{label_key}' must be integers in 0..{num_classes - 1}")
+    if not len(data):
+        raise DatasetFormatError(f"{path}: holds no images; expected a batch of at least one")
+    labels = np.asarray(labels, dtype=np.int64)
     # rows are 1024 red, 1024 green, 1024 blue values, each 32x32 row-major: exactly [N, 3, 32, 32]
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
 
 
 # ---------------------------------------------------------------------------------------------------

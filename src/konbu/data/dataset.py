@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetFormatError
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,24 @@ class Dataset:
     def subset(self, index, split=None) -> "Dataset":
         index = torch.as_tensor(index, dtype=torch.long)
         return Dataset(self.images[index], self.labels[index], self.info, split or self.split, self.mean, self.std)
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, source: str, num_classes: int | None = None):
+    """Refuse (DatasetFormatError naming `source`) what a parser read unless it is uint8 images
+    [N, H, W] and N integer labels, N, H and W at least 1, labels in 0..num_classes-1 when given.
+
+    A file can be well-formed and still hold no images, or labels no class has: caught here, they
+    would surface much later as a NaN mean or an index error deep inside training."""
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or images.dtype != np.uint8 \
+            or not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetFormatError(f"{source}: expected uint8 images [N, H, W] and integer labels [N] of the same N, "
+                                 f"found {images.dtype} {images.shape} and {labels.dtype} {labels.shape}")
+    if min(images.shape) < 1:
+        raise DatasetFormatError(f"{source}: holds no images (shape {images.shape}); expected at least one image "
+                                 "of at least 1x1 pixels")
+    if num_classes is not None and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise DatasetFormatError(f"{source}: labels must be in 0..{num_classes - 1}, found "
+                                 f"{int(labels.min())}..{int(labels.max())}")
 
 
 def channel_stats(images: torch.Tensor):

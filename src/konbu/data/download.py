@@ -216,9 +216,18 @@ def missing_message(dataset: str, folder: Path, failures: dict) -> str:
             "that has them); set KONBU_MIRROR=URL to download from a mirror of your own.")
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's text on one line: tarfile's and pickle's span several, a konbu message is one."""
+    return " ".join(str(error).split())
+
+
 def extract_tar(archive: Path, folder: Path, member_dir: str) -> Path:
-    """Unpack `member_dir/` of a tar archive into `folder`, atomically (a sibling, then a rename)."""
+    """Unpack `member_dir/` of a tar archive into `folder`, atomically (a sibling, then a rename).
+
+    The whole archive is checked (to gzip's end-of-stream checksum) before a file is unpacked, and an
+    incomplete `member_dir/` already there is replaced as a whole."""
     import tarfile
+    import zlib
 
     from ..errors import DatasetFormatError
 
@@ -230,11 +239,20 @@ def extract_tar(archive: Path, folder: Path, member_dir: str) -> Path:
             members = [m for m in tar.getmembers() if m.name.startswith(member_dir + "/") and m.isfile()]
             if not members:
                 raise DatasetFormatError(f"{archive}: no {member_dir}/ folder inside the archive")
+            # tarfile stops reading at the end-of-archive blocks, before gzip's checksum: read on to the
+            # end, so that a corrupt archive is refused before anything is unpacked from it
+            while tar.fileobj.read(1 << 20):
+                pass
             tar.extractall(tmp, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as error:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:   # zlib's: a damaged gzip stream
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DatasetFormatError(f"{archive}: the archive is truncated or corrupt ({error}); "
+        raise DatasetFormatError(f"{archive}: the archive is truncated or corrupt ({one_line(error)}); "
                                  "delete it and download it again") from None
+    old = folder / f".{member_dir}.replaced"
+    if target.exists():   # an incomplete earlier copy (a file deleted since): replaced as a whole
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
     os.replace(tmp / member_dir, target)
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return target

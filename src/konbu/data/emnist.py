@@ -16,6 +16,7 @@ import os
 import shutil
 import string
 import zipfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from ..errors import DatasetFormatError, MissingDataError
 from ._registry import register_dataset
 from .cache import cached
 from .dataset import DatasetInfo
-from .download import Remote, RemoteFile, data_folder, fetch, local_file
+from .download import Remote, RemoteFile, data_folder, fetch, local_file, one_line
 from .mnist import idx_pair
 
 ARCHIVE = "gzip.zip"
@@ -61,7 +62,9 @@ def archive_remote() -> Remote:
 
 
 def _extract(archive: Path, folder: Path, names) -> None:
-    """Take `names` out of NIST's zip (members `gzip/<name>`) into `folder`, each atomically."""
+    """Take `names` out of NIST's zip (members `gzip/<name>`) into `folder`, each atomically: a
+    failure half-way leaves the files taken out before it, and no partial one."""
+    tmp = None
     try:
         with zipfile.ZipFile(archive) as zf:
             for name in names:
@@ -74,9 +77,14 @@ def _extract(archive: Path, folder: Path, names) -> None:
     except KeyError as error:
         raise DatasetFormatError(f"{archive}: expected a member {error} in NIST's EMNIST archive; "
                                  "delete the archive and download it again") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise DatasetFormatError(f"{archive}: the zip archive is truncated or corrupt ({error}); "
+    # zlib.error: a damaged deflate stream; NotImplementedError and RuntimeError: zipfile's answer to
+    # an unknown compression method or an encrypted member, which NIST's archive has neither of
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError, RuntimeError) as error:
+        raise DatasetFormatError(f"{archive}: the zip archive is truncated or corrupt ({one_line(error)}); "
                                  "delete it and download it again") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)   # gone already after a successful rename
 
 
 def load_emnist(split: str, data_dir=None) -> dict:

@@ -33,6 +33,7 @@ from ..errors import DatasetFormatError, MissingDataError
 from ._registry import register_dataset
 from .cache import cached
 from .dataset import DatasetInfo, select_classes
+from .download import one_line
 from .kana import ETL9_HIRAGANA, SMALL_KANA, is_hiragana, romaji
 from .resize import resize_images
 
@@ -54,6 +55,8 @@ class Layout:
 
     def decode(self, images: np.ndarray) -> np.ndarray:
         """Packed image bytes [N, B] -> uint8 [N, H, W], ink white (255) on black (0)."""
+        if not len(images):   # a file of no hiragana (or none at all): reshape(0, -1) can't infer a size
+            return np.zeros((0, self.height, self.width), np.uint8)
         if self.bits == 1:   # a set bit is ink
             pixels = np.unpackbits(images, axis=1) * np.uint8(255)
         else:                # 4 bits a pixel, high nibble first; 0 paper .. 15 darkest ink
@@ -91,14 +94,17 @@ def jis_to_char(code: bytes) -> str | None:
 
 def read_file(layout: Layout, path: Path):
     """(chars [N] of str, sheets [N] int, images uint8 [N, H, W]) of the hiragana records of one file."""
-    size = path.stat().st_size
-    if size % layout.record:
-        whole = size // layout.record
-        raise DatasetFormatError(
-            f"{path}: {size:,} bytes is not a whole number of {layout.record}-byte {layout.name} records: record "
-            f"{whole} (offset {whole * layout.record:,}) is cut short after {size % layout.record} bytes. "
-            "The file is truncated or not an ETL file of this kind; copy it again from the ETL archive.")
-    records = np.fromfile(path, dtype=layout.dtype)
+    try:
+        size = path.stat().st_size
+        if size % layout.record:
+            whole = size // layout.record
+            raise DatasetFormatError(
+                f"{path}: {size:,} bytes is not a whole number of {layout.record}-byte {layout.name} records: record "
+                f"{whole} (offset {whole * layout.record:,}) is cut short after {size % layout.record} bytes. "
+                "The file is truncated or not an ETL file of this kind; copy it again from the ETL archive.")
+        records = np.fromfile(path, dtype=layout.dtype)
+    except OSError as error:   # unreadable (permissions, a vanished network share): not a traceback
+        raise DatasetFormatError(f"{path}: cannot be read ({one_line(error)})") from None
     first = 1 if layout.dummy_first else 0
     records = records[first:]
     codes = records["jis"]

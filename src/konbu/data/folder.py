@@ -18,20 +18,29 @@ file whose channels are equal counts as grey, within the level or two a lossy JP
 stretched to `image_size` x `image_size`: by default the images' own size when they all share one
 square size, else 28 (MNIST's). Class names are the sub-folder names (or labels), sorted; numbers
 sort as numbers.
+
+A file that is not a readable image (corrupt, truncated, 0 bytes, text named .png) is skipped, and
+one UnreadableFilesWarning names the first few with their reasons and counts them all ("skipped 3
+of 10,000 files: ..."); the rest of the folder loads. With `strict=True` (`--strict-data`) the
+folder is refused instead: a DatasetFormatError naming them. A class left with no readable image is
+refused either way. Only a folder whose every file was read is kept in the tensor cache, so a cache
+entry is the same folder under strict and not, and skipped files are warned about on every load.
 """
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DatasetFormatError, MissingDataError
-from ..images import read_image
+from ..errors import DatasetFormatError, ImageError, MissingDataError
+from ..images import file_error_reason, read_image
 from ._registry import DatasetEntry, register_family
-from .cache import cached
+from .cache import cache_path, read, write
 from .dataset import DatasetInfo, stratified_split
+from .download import DataWarning
 
 PREFIX = "folder:"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -46,6 +55,13 @@ DEFAULT_IMAGE_SIZE = 28
 # two levels off neutral (a spread of 5-6) is a tint someone encoded, and anything one would call
 # colour (coloured ink, sepia) is tens of levels apart somewhere, so it stays RGB.
 GREY_TOLERANCE = 4
+# Unreadable files named in the warning or error; the rest are counted. A folder of 10,000 files
+# with thousands broken would otherwise print a wall of names.
+NAMED_FILES = 3
+
+
+class UnreadableFilesWarning(DataWarning):
+    """A folder dataset skipped files that are not readable images (pass strict=True to refuse it)."""
 
 
 def _sort_key(name: str):
@@ -121,8 +137,40 @@ def _is_grey(image) -> bool:
     return bool(spread.max() <= GREY_TOLERANCE)
 
 
-def _read_all(items, image_size: int | None):
-    images = [read_image(path) for path, _ in items]
+def _read_each(items) -> tuple:
+    """([(PIL image, label, position in items)] of the readable files, [(path, reason)] of the others)."""
+    readable, unreadable = [], []
+    for position, (path, label) in enumerate(items):
+        try:
+            readable.append((read_image(path), label, position))
+        except ImageError as error:   # read_image turns any decoder failure into an ImageError
+            unreadable.append((path, file_error_reason(error, path)))
+    return readable, unreadable
+
+
+def _named(source: Path, unreadable: list, total: int) -> str:
+    """ "3 of 10,000 files: cat/9.png (reason), ..." naming the first NAMED_FILES (relative to the folder)
+    and counting the rest ("and 12 more")."""
+    root = source.parent if source.is_file() else source
+    names = [f"{path.relative_to(root) if path.is_relative_to(root) else path} ({reason})"
+             for path, reason in unreadable[:NAMED_FILES]]
+    more = len(unreadable) - NAMED_FILES
+    return f"{len(unreadable):,} of {total:,} files: " + ", ".join(names) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _check_unreadable(source: Path, unreadable: list, total: int, strict: bool) -> None:
+    """Refuse the folder (strict) or warn once about every file that will be left out."""
+    if not unreadable:
+        return
+    if strict:
+        raise DatasetFormatError(f"folder:{source}: {_named(source, unreadable, total)} are not readable images; "
+                                 "fix or remove them, or leave out --strict-data to skip them with a warning")
+    warnings.warn(f"folder:{source}: skipped {_named(source, unreadable, total)}; fix or remove them "
+                  "(--strict-data refuses such a folder)", UnreadableFilesWarning, stacklevel=2)
+
+
+def _to_tensor(images: list, image_size: int | None) -> torch.Tensor:
+    """PIL images -> uint8 [N, C, H, W]: grey when every image is, each stretched to image_size."""
     sizes = {image.size for image in images}
     if image_size is None:   # one shared square size is kept; anything else becomes MNIST's 28
         width, height = next(iter(sizes))
@@ -139,23 +187,35 @@ def _read_all(items, image_size: int | None):
     return torch.from_numpy(np.stack(arrays))
 
 
-def parse(source: Path, image_size: int | None) -> dict:
+def parse(source: Path, image_size: int | None, strict: bool = False) -> tuple[dict, int]:
+    """(splits, how many files were skipped as unreadable) of a folder or CSV."""
     scanned = scan(source)
     items = scanned["train"] + (scanned["test"] or [])
     classes = sorted({label for _, label in items}, key=_sort_key)
     if len(classes) < 2:
         raise MissingDataError(f"folder:{source}: found images of {len(classes)} class ({', '.join(classes)}); "
                                "a classifier needs at least two")
-    index = {name: i for i, name in enumerate(classes)}
-    images = _read_all(items, image_size)
-    labels = torch.tensor([index[label] for _, label in items], dtype=torch.int64)
+    readable, unreadable = _read_each(items)
+    _check_unreadable(source, unreadable, len(items), strict)
+    # skipping may empty a class or a given split: training would then fail later, far from the cause
+    emptied = [f"class {name!r}" for name in classes if name not in {label for _, label, _ in readable}]
+    n_train = sum(position < len(scanned["train"]) for _, _, position in readable)   # kept train files
     if scanned["test"] is not None:
-        n_train = len(scanned["train"])
-        train_idx, test_idx = torch.arange(n_train), torch.arange(n_train, len(items))
+        kept = {"the train split": n_train, "the test split": len(readable) - n_train}
+        emptied += [split for split, count in kept.items() if count == 0]
+    if emptied:
+        raise DatasetFormatError(f"folder:{source}: {', '.join(emptied)} has no readable image left after "
+                                 f"skipping {_named(source, unreadable, len(items))}; fix or remove those files")
+    index = {name: i for i, name in enumerate(classes)}
+    images = _to_tensor([image for image, _, _ in readable], image_size)
+    labels = torch.tensor([index[label] for _, label, _ in readable], dtype=torch.int64)
+    if scanned["test"] is not None:   # readable keeps the files' order: the train files come first
+        train_idx, test_idx = torch.arange(n_train), torch.arange(n_train, len(readable))
     else:
         train_idx, test_idx = stratified_split(labels.numpy(), TEST_FRACTION, FOLDER_SPLIT_SEED)
-    return {"train": (images[train_idx], labels[train_idx]), "test": (images[test_idx], labels[test_idx]),
-            "classes": tuple(classes)}
+    splits = {"train": (images[train_idx], labels[train_idx]), "test": (images[test_idx], labels[test_idx]),
+              "classes": tuple(classes)}
+    return splits, len(unreadable)
 
 
 @register_family(PREFIX)
@@ -165,12 +225,21 @@ def folder_entry(name: str) -> DatasetEntry:
         name=name, classes=(), image_shape=(0, 0, 0), split_sizes={"train": 0, "test": 0},
         source=f"your images in {source}", description="your own images, one sub-folder per class or a CSV")
 
-    def load(data_dir=None, image_size=None):
+    def load(data_dir=None, image_size=None, strict=False):
         items = scan(source)
         files = [path for part in items.values() if part for path, _ in part]
         if source.is_file():
             files.append(source)   # the CSV itself: relabelling rows must not reuse the cache
         options = {"image_size": image_size, "layout": sorted(str(p) for p in files)}
-        return cached("folder", options, files, lambda: parse(source, image_size))
+        # data.cache.cached, except that a folder with unreadable files is not cached: its entry
+        # would not say which files were skipped, so a cached load could not warn, and a strict
+        # load would take it for a clean folder (see the module docstring)
+        entry = cache_path("folder", options, files)
+        splits = read(entry) if entry.is_file() else None
+        if splits is None:
+            splits, skipped = parse(source, image_size, strict)
+            if not skipped:
+                write(entry, splits)
+        return splits
 
-    return DatasetEntry(info, load, available=lambda data_dir=None: source.exists(), options=("image_size",))
+    return DatasetEntry(info, load, available=lambda data_dir=None: source.exists(), options=("image_size", "strict"))

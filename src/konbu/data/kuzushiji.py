@@ -12,16 +12,14 @@ K49 is imbalanced (from 392 to 6,000 train images per class): its authors report
 accuracy, recorded here as `headline_metric`.
 """
 
-import zipfile
-
 import numpy as np
 import torch
 
 from ..errors import DatasetFormatError
 from ._registry import register_dataset
 from .cache import cached
-from .dataset import DatasetInfo
-from .download import Remote, RemoteFile, data_folder, fetch, is_present, local_file
+from .dataset import DatasetInfo, check_pair
+from .download import Remote, RemoteFile, data_folder, fetch, is_present, local_file, one_line
 from .kana import romaji
 from .mnist import idx_remote_stub, load_idx_dataset, torchvision_remote
 
@@ -49,15 +47,16 @@ K49_CLASSES = tuple("あいうえおかきくけこさしすせそたちつて�
 
 
 def read_npz(path, ndim: int) -> np.ndarray:
-    """The `arr_0` array of an `np.savez` file, checked to be uint8 with `ndim` dimensions."""
+    """The `arr_0` array of an `np.savez` file, checked to be an integer array with `ndim` dimensions."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "arr_0" not in archive.files:
-                raise DatasetFormatError(f"{path}: expected an array named arr_0 (np.savez), found {archive.files}")
-            array = archive["arr_0"]
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
-        raise DatasetFormatError(f"{path}: not a readable .npz archive ({type(error).__name__}: {error}); the file "
-                                 "is truncated or corrupt: delete it and download it again") from None
+        with np.load(path, allow_pickle=False) as archive:   # no pickle: an .npz of object arrays is refused
+            names = archive.files
+            array = archive["arr_0"] if "arr_0" in names else None
+    except Exception as error:   # a damaged archive fails in zipfile, zlib or numpy's header parser, each its own way
+        raise DatasetFormatError(f"{path}: not a readable .npz archive ({type(error).__name__}: {one_line(error)}); "
+                                 "the file is truncated or corrupt: delete it and download it again") from None
+    if array is None:
+        raise DatasetFormatError(f"{path}: expected an array named arr_0 (np.savez), found {names}")
     if array.ndim != ndim or not np.issubdtype(array.dtype, np.integer):
         raise DatasetFormatError(f"{path}: expected an integer array with {ndim} dimensions, "
                                  f"found {array.dtype} {array.shape}")
@@ -66,7 +65,11 @@ def read_npz(path, ndim: int) -> np.ndarray:
 
 def read_classmap(path) -> tuple:
     """Class names from a CODH class map: `index,codepoint,char` lines, index 0, 1, 2 ... in order."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetFormatError(f"{path}: not a readable UTF-8 class map ({type(error).__name__}: {one_line(error)}); "
+                                 "delete it and download it again") from None
     if not lines or lines[0].strip() != "index,codepoint,char":
         raise DatasetFormatError(f"{path}: expected the header 'index,codepoint,char' on line 1, "
                                  f"found {lines[0][:40] if lines else 'an empty file'!r}")
@@ -77,6 +80,9 @@ def read_classmap(path) -> tuple:
             raise DatasetFormatError(f"{path}: line {number} should be '{len(names)},U+XXXX,<one character>', "
                                      f"found {line!r}")
         names.append(fields[2])
+    if len(names) < 2:
+        raise DatasetFormatError(f"{path}: names {len(names)} class(es); a class map lists at least two "
+                                 "(k49's lists 49)")
     return tuple(names)
 
 
@@ -85,12 +91,7 @@ def npz_splits(paths: dict, prefix: str, num_classes: int) -> dict:
     for split in ("train", "test"):
         images_path, labels_path = paths[f"{prefix}-{split}-imgs.npz"], paths[f"{prefix}-{split}-labels.npz"]
         images, labels = read_npz(images_path, 3), read_npz(labels_path, 1)
-        if len(images) != len(labels) or images.dtype != np.uint8:
-            raise DatasetFormatError(f"{images_path}, {labels_path}: expected uint8 images [N, H, W] and labels "
-                                     f"[N] of the same N, found {images.dtype} {images.shape} and {labels.shape}")
-        if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:
-            raise DatasetFormatError(f"{labels_path}: labels must be in 0..{num_classes - 1}, found "
-                                     f"{labels.min()}..{labels.max()}")
+        check_pair(images, labels, f"{images_path}, {labels_path}", num_classes)
         splits[split] = (torch.from_numpy(np.ascontiguousarray(images[:, None])),
                          torch.from_numpy(labels.astype(np.int64)))
     return splits

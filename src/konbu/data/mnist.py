@@ -12,10 +12,9 @@ or not. A local copy whose md5 differs (a re-pack) loads with a warning; see kon
 import numpy as np
 import torch
 
-from ..errors import DatasetFormatError
 from ._registry import register_dataset
 from .cache import cached
-from .dataset import DatasetInfo
+from .dataset import DatasetInfo, check_pair
 from .download import Remote, RemoteFile, fetch, is_present
 from .idx import read_idx
 
@@ -53,21 +52,19 @@ def torchvision_remote(folder: str, dataset_class: str) -> Remote:
     return Remote(folder, mirrors, tuple(RemoteFile(name, md5) for name, md5 in resources))
 
 
-def idx_pair(images_path, labels_path):
-    """(uint8 [N, 1, H, W], int64 [N]) from an IDX images file and its labels file."""
+def idx_pair(images_path, labels_path, num_classes: int | None = None):
+    """(uint8 [N, 1, H, W], int64 [N]) from an IDX images file and its labels file; labels checked
+    to be in 0..num_classes-1 when it is given."""
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or images.dtype != np.uint8:
-        raise DatasetFormatError(
-            f"{images_path}, {labels_path}: expected uint8 images [N, H, W] and labels [N] of the same N, "
-            f"found {images.dtype} {images.shape} and {labels.shape}")
+    check_pair(images, labels, f"{images_path}, {labels_path}", num_classes)
     return torch.from_numpy(np.ascontiguousarray(images[:, None])), torch.from_numpy(labels.astype(np.int64))
 
 
-def load_idx_dataset(name: str, remote: Remote, data_dir, files=IDX_FILES) -> dict:
+def load_idx_dataset(name: str, remote: Remote, data_dir, num_classes: int = 10, files=IDX_FILES) -> dict:
     """Both splits of an MNIST-format dataset: find or download its files, parse once, then cache."""
     paths = fetch(remote, data_dir, dataset=name)
     sources = [paths[file] for pair in files.values() for file in pair]
-    return cached(name, {}, sources, lambda: {split: idx_pair(paths[images], paths[labels])
+    return cached(name, {}, sources, lambda: {split: idx_pair(paths[images], paths[labels], num_classes)
                                               for split, (images, labels) in files.items()})
 
 

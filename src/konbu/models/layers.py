@@ -40,6 +40,12 @@ ACTIVATIONS = {
     "linear": (None, None),
 }
 
+# Bounds on the sizes a spec may ask for: far above the tutorials' nets, low enough that a typo
+# (filters: 320000) is an error message rather than a many-gigabyte allocation
+MAX_WIDTH = 1 << 16              # filters of a conv, units of a dense layer: 16x VGG's widest
+MAX_LAYER_WEIGHTS = 1 << 28      # 268M weights (1 GiB as float32): 2.6x VGG-16's largest layer
+
+
 @dataclass(frozen=True)
 class LayerType:
     """One word of the spec vocabulary: how it is named, checked and built."""
@@ -82,12 +88,38 @@ class SamePadConv2d(nn.Conv2d):
         return super().forward(F.pad(x, self.same_pad))
 
 
+def _is_count(value) -> bool:
+    """A whole number >= 1; a bool is not one (YAML's `yes` would otherwise be a kernel of 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _pair(value, layer, field):
-    if isinstance(value, int) and value > 0:
+    if _is_count(value):
         return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_count(v) for v in value):
         return tuple(value)
     raise ModelSpecError(f"{layer}: `{field}` must be a positive int or a pair of them, got {value!r}")
+
+
+def _width(entry, field, layer, extra=""):
+    """`filters` or `units`: a whole number in 1..MAX_WIDTH."""
+    value = entry[field]
+    if not _is_count(value) or value > MAX_WIDTH:
+        raise ModelSpecError(f"{layer}: `{field}` must be a positive int up to {MAX_WIDTH:,}{extra}, got {value!r}")
+    return value
+
+
+def _check_weights(count, layer):
+    if count > MAX_LAYER_WEIGHTS:
+        raise ModelSpecError(f"{layer}: {count:,} weights in one layer, more than konbu builds "
+                             f"({MAX_LAYER_WEIGHTS:,}); use fewer filters or units, or pool before `flatten`")
+
+
+def _use_bias(entry, layer) -> bool:
+    value = entry.get("use_bias", True)
+    if not isinstance(value, bool):   # bool("false") is True: a quoted JSON "false" must not mean yes
+        raise ModelSpecError(f"{layer}: `use_bias` must be true or false, got {value!r}")
+    return value
 
 
 def _padding(entry, layer):
@@ -119,14 +151,19 @@ def _check_size(out_h, out_w, layer, in_shape):
                      fields={"filters", "kernel_size", "strides", "padding", "activation", "use_bias"})
 def build_conv2d(entry, shape, layer):
     channels, height, width = _spatial(shape, layer)
-    filters = entry["filters"]
-    if not isinstance(filters, int) or filters < 1:
-        raise ModelSpecError(f"{layer}: `filters` must be a positive int, got {filters!r}")
+    filters = _width(entry, "filters", layer)
     kernel = _pair(entry["kernel_size"], layer, "kernel_size")
     stride = _pair(entry.get("strides", 1), layer, "strides")
-    bias = bool(entry.get("use_bias", True))
-    if _padding(entry, layer) == "same":
+    bias = _use_bias(entry, layer)
+    same = _padding(entry, layer) == "same"
+    if same:
         out_h, out_w = math.ceil(height / stride[0]), math.ceil(width / stride[1])
+    else:
+        out_h, out_w = (height - kernel[0]) // stride[0] + 1, (width - kernel[1]) // stride[1] + 1
+    # checked before the module exists: a kernel of 10**20 must not reach torch's allocator
+    _check_size(out_h, out_w, layer, shape)
+    _check_weights(filters * channels * kernel[0] * kernel[1], layer)
+    if same:
         if stride == (1, 1):
             module = nn.Conv2d(channels, filters, kernel, stride, padding="same", bias=bias)
         else:
@@ -134,9 +171,7 @@ def build_conv2d(entry, shape, layer):
             left, right = _same_pad(width, kernel[1], stride[1])
             module = SamePadConv2d(channels, filters, kernel, stride, bias=bias, same_pad=(left, right, top, bottom))
     else:
-        out_h, out_w = (height - kernel[0]) // stride[0] + 1, (width - kernel[1]) // stride[1] + 1
         module = nn.Conv2d(channels, filters, kernel, stride, bias=bias)
-    _check_size(out_h, out_w, layer, shape)
     return module, (filters, out_h, out_w)
 
 
@@ -180,25 +215,29 @@ def build_flatten(entry, shape, layer):
 def build_dense(entry, shape, layer):
     if len(shape) != 1:
         raise ModelSpecError(f"{layer}: dense needs flat features but gets {shape}; put a `flatten` before it")
-    units = entry["units"]
-    if not isinstance(units, int) or units < 1:
-        raise ModelSpecError(f"{layer}: `units` must be a positive int or \"classes\", got {units!r}")
-    return nn.Linear(shape[0], units, bias=bool(entry.get("use_bias", True))), (units,)
+    units = _width(entry, "units", layer, extra=' or "classes"')
+    _check_weights(shape[0] * units, layer)
+    return nn.Linear(shape[0], units, bias=_use_bias(entry, layer)), (units,)
 
 
 @register_layer_type("dropout", "dropout", "Dropout", fields={"rate"}, required={"rate"})
 def build_dropout(entry, shape, layer):
     rate = entry["rate"]
-    if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ModelSpecError(f"{layer}: `rate` must be a number in [0, 1), got {rate!r}")
     return nn.Dropout(float(rate)), shape
 
 
 @register_layer_type("batchnorm", "batch_normalization", "BatchNormalization", fields={"momentum", "epsilon"})
 def build_batchnorm(entry, shape, layer):
+    keras_momentum, eps = entry.get("momentum", 0.99), entry.get("epsilon", 1e-3)
+    # `not (in range)`, so NaN is refused too
+    if isinstance(keras_momentum, bool) or not isinstance(keras_momentum, (int, float)) or not 0 <= keras_momentum < 1:
+        raise ModelSpecError(f"{layer}: `momentum` must be a number in [0, 1) (Keras's 0.99), got {keras_momentum!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+        raise ModelSpecError(f"{layer}: `epsilon` must be a number in (0, 1] (Keras's 0.001), got {eps!r}")
     # Keras momentum 0.99 means running = 0.99 * running + 0.01 * batch; torch counts the other way
-    momentum = 1.0 - float(entry.get("momentum", 0.99))
-    eps = float(entry.get("epsilon", 1e-3))
+    momentum = 1.0 - float(keras_momentum)
     norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
     return norm(shape[0], eps=eps, momentum=momentum), shape
 
@@ -211,7 +250,7 @@ def build_activation(entry, shape, layer):
 def activation_module(name, layer):
     if name is None:
         return None
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ModelSpecError(f"{layer}: unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
     factory = ACTIVATIONS[name][0]
     return factory() if factory else None

@@ -53,7 +53,7 @@ def _check_entry(index, entry):
     if not isinstance(entry, dict):
         raise ModelSpecError(f"{where}: each layer must be a mapping like {{type: conv2d, filters: 32}}, got {entry!r}")
     kind = entry.get("type")
-    if kind not in LAYER_TYPES:
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
         raise ModelSpecError(f"{where}: unknown layer type {kind!r}; expected one of {', '.join(LAYER_TYPES)}")
     layer_type = LAYER_TYPES[kind]
     unknown = sorted(set(entry) - layer_type.fields - {"type", "name"})
@@ -64,6 +64,10 @@ def _check_entry(index, entry):
     if missing:
         raise ModelSpecError(f"{where}: missing field `{missing[0]}` (a {kind} layer needs "
                              f"{', '.join(sorted(layer_type.required))})")
+    name = entry.get("name")
+    # torch's module names: non-empty strings without a dot (a dot separates a path of modules)
+    if name is not None and (not isinstance(name, str) or not name or "." in name):
+        raise ModelSpecError(f"{where}: `name` must be a non-empty string without dots, got {name!r}")
 
 
 def resolve(spec, num_classes: int):
@@ -103,8 +107,12 @@ def build_net(spec, input_shape, num_classes: int, init: str = "default") -> Net
         names = [name]
         activation = activation_module(entry.get("activation"), _describe(index, entry)) if entry["type"] != "activation" else None
         if activation is not None:
-            parts[part][f"{name}_{entry['activation']}"] = activation
-            names.append(f"{name}_{entry['activation']}")
+            activation_name = f"{name}_{entry['activation']}"
+            if activation_name in parts["features"] or activation_name in parts["head"]:
+                raise ModelSpecError(f"{_describe(index, entry)}: its activation would be named {activation_name!r}, "
+                                     "a name an earlier layer already has")
+            parts[part][activation_name] = activation
+            names.append(activation_name)
         layers.append(Layer(name, layer_type.keras_class, tuple(names), part))
     if shape != (num_classes,):
         raise ModelSpecError(f"the last layer outputs shape {shape}, but the dataset has {num_classes} classes; "

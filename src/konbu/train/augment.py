@@ -347,6 +347,9 @@ def make_augment(policy: str | None, info=None, warn=warnings.warn) -> Augment |
 
     With `info` (a DatasetInfo), checks that the images fit (cutout) and calls `warn(message)` when a
     flip or a turn beyond 45 degrees would change the labels of digits, letters or kana."""
+    if policy is not None and not isinstance(policy, str):
+        raise ConfigError(f"augment: a policy is a string such as 'digits' or 'rotate=10,shift=0.1', "
+                          f"got {type(policy).__name__} {policy!r}")
     if policy is None or policy.strip().lower() in ("", "none"):
         return None
     parsed = parse_policy(policy.strip())

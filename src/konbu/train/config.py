@@ -13,6 +13,7 @@ means "not given": `from_overrides` keeps the default (or the recipe's value) fo
 explicit CLI flags override a recipe without the recipe's other values being lost.
 """
 
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
@@ -29,6 +30,8 @@ class TrainConfig:
     data_dir: str | None = None    # folder holding the dataset's files (mnist: the four IDX files)
     image_size: int | None = None  # resize to this side (e.g. ETL's 127x128 scans to 28); None: as stored
     classes: str | None = None     # a subset of the dataset's classes (e.g. "hiragana"); None: all
+    strict_data: bool = False      # folder: refuse a folder with an unreadable image file. False skips such
+                                   # files with one warning: one bad file in 10,000 should not stop a run
     recipe: str | None = None      # a tutorial's settings by name (`konbu recipes`); explicit fields win
     variant: str | None = None     # for a recipe that compares variants (symmetry: zeros / tf): which one
 
@@ -107,46 +110,43 @@ class TrainConfig:
         return config
 
     def check(self):
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"--steps must be at least 1, got {self.steps}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.warmup < 0:
-            raise ConfigError(f"--warmup must be 0 or more steps, got {self.warmup}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            raise ConfigError(f"--ema is a decay in (0, 1) such as 0.999, got {self.ema}")
+        """Refuse any setting out of its range with a ConfigError naming the flag, before anything runs.
+
+        Every range test is written `not low <= x <= high` (see `_count`, `_number`): NaN compares
+        false with everything, so it fails them all, where a test like `x < 0` would let it through."""
+        _count("--epochs", self.epochs, 1, MAX_EPOCHS)
+        _count("--steps", self.steps, 1, MAX_STEPS, optional=True)
+        _count("--batch-size", self.batch_size, 1, MAX_BATCH, why=" (a batch larger than the training set is "
+                                                                   "one full-batch step anyway)")
+        _number("--lr", self.lr, f"must be positive and at most {MAX_LR:g}", 0.0, MAX_LR, low_open=True, optional=True)
+        _number("--val-fraction", self.val_fraction, "must be in [0, 1)", 0.0, 1.0, high_open=True)
+        _count("--warmup", self.warmup, 0, MAX_STEPS, unit=" steps")
+        _number("--label-smoothing", self.label_smoothing, "must be in [0, 1)", 0.0, 1.0, high_open=True)
+        _number("--ema", self.ema, "is a decay in (0, 1) such as 0.999", 0.0, 1.0, low_open=True, high_open=True,
+                optional=True)
         if self.class_weights not in (None, "balanced"):
             raise ConfigError(f"--class-weights takes 'balanced', got {self.class_weights!r}")
         if self.sampler not in ("shuffle", "balanced"):
             raise ConfigError(f"--sampler must be 'shuffle' or 'balanced', got {self.sampler!r}")
         if self.normalize not in NORMALIZATIONS:
             raise ConfigError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r}")
-        if self.clip_grad is not None and not self.clip_grad > 0:
-            raise ConfigError(f"--clip-grad is a positive gradient norm, got {self.clip_grad}")
-        if self.momentum is not None and not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
+        _number("--clip-grad", self.clip_grad, "is a positive gradient norm, at most 1e6 (above that it never "
+                "clips; leave the flag out to switch clipping off)", 0.0, 1e6, low_open=True, optional=True)
+        _number("--momentum", self.momentum, "must be in [0, 1)", 0.0, 1.0, high_open=True, optional=True)
+        _number("--weight-decay", self.weight_decay, "must be in [0, 1] (0.0005 for sgd and 0.004 for adamw are "
+                "usual)", 0.0, 1.0, optional=True)
         if self.monitor not in MONITORS:
             raise ConfigError(f"--monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be at least 1 epoch, got {self.patience}")
-        if self.min_delta < 0:
-            raise ConfigError(f"--min-delta must be 0 or more, got {self.min_delta}")
-        if self.guard < 0 or 0 < self.guard <= 1:
-            raise ConfigError(f"--guard is a factor above 1 (e.g. 10), or 0 to switch it off; got {self.guard}")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise ConfigError(f"--checkpoint-every must be at least 1 step, got {self.checkpoint_every}")
-        if self.image_size is not None and self.image_size < 1:
-            raise ConfigError(f"--image-size must be a positive number of pixels, got {self.image_size}")
+        _count("--patience", self.patience, 1, MAX_EPOCHS, unit=" epoch", optional=True)
+        _number("--min-delta", self.min_delta, "is a change of accuracy or loss: 0 or more, at most 1e6", 0.0, 1e6)
+        if not (self.guard == 0 or _in_range(self.guard, 1.0, 1e6, low_open=True)):
+            raise ConfigError(f"--guard is a factor above 1 (e.g. 10) and at most 1e6, or 0 to switch it off; "
+                              f"got {self.guard!r}")
+        _count("--checkpoint-every", self.checkpoint_every, 1, MAX_STEPS, unit=" step", optional=True)
+        # the same bounds as the data loaders' (konbu.data): refused here, before the data is read
+        _count("--image-size", self.image_size, 4, 1024, unit=" pixels", optional=True)
+        _count("--threads", self.threads, 1, 1024, optional=True)
+        _count("--seed", self.seed, 0, 2**32 - 1, why=" (numpy's generators take seeds below 2**32)")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.steps if self.steps is not None else self.epochs * steps_per_epoch
@@ -157,3 +157,39 @@ class TrainConfig:
 
 # monitored metric -> "max" or "min" (which direction is better)
 MONITORS = {"val_accuracy": "max", "val_loss": "min", "train_accuracy": "max", "train_loss": "min"}
+
+
+# Upper bounds of the counts: far above any real run, low enough that nothing overflows or allocates
+# for them (a step count ends up in int64 tensors, a seed in numpy's uint32 generator)
+MAX_EPOCHS = 1_000_000
+MAX_STEPS = 1_000_000_000
+MAX_BATCH = 1 << 20
+# far above any rate that trains (the divergence guard's tests force 1e3), finite: inf and 1e30 are typos
+MAX_LR = 1e6
+
+
+def _count(flag, value, low, high, unit="", why="", optional=False):
+    """A whole number in low..high (None allowed when optional), else a ConfigError naming `flag`."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{flag} must be a whole number, got {value!r}")
+    if not value >= low:
+        raise ConfigError(f"{flag} must be at least {low}{unit}, got {value}")
+    if not value <= high:
+        raise ConfigError(f"{flag} must be at most {high:,}{unit}{why}, got {value:,}")
+
+
+def _in_range(value, low, high, low_open=False, high_open=False) -> bool:
+    """True for a real number (not a bool) inside the bounds; False for NaN, inf out of them, or text."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+
+
+def _number(flag, value, expected, low, high, low_open=False, high_open=False, optional=False):
+    """A real number in the bounds (None allowed when optional), else ConfigError '`flag` `expected`'."""
+    if value is None and optional:
+        return
+    if not _in_range(value, low, high, low_open, high_open):
+        raise ConfigError(f"{flag} {expected}, got {value!r}")

@@ -65,8 +65,14 @@ def check_name(name: str):
 def make_optimizer(name: str, params, lr=None, momentum=None, nesterov=False, weight_decay=None):
     """A torch optimizer by name; None for lr/momentum/weight_decay means Keras's default."""
     check_name(name)
+    if momentum is not None and not 0.0 <= momentum < 1.0:   # torch's own check lets NaN through
+        raise ConfigError(f"--momentum must be in [0, 1), got {momentum!r}")
     if (momentum or nesterov) and name not in USES_MOMENTUM:
         raise ConfigError(f"--momentum/--nesterov apply to sgd and rmsprop, not {name} "
                           "(adam-style optimizers keep their own running averages)")
     default, factory = OPTIMIZERS[name]
-    return factory(params, default if lr is None else lr, momentum, nesterov, weight_decay)
+    try:
+        return factory(params, default if lr is None else lr, momentum, nesterov, weight_decay)
+    except ValueError as error:   # torch's own range checks, for a caller that skipped TrainConfig.check
+        raise ConfigError(f"{name}: {error} (lr {lr!r}, momentum {momentum!r}, "
+                          f"weight decay {weight_decay!r})") from None

@@ -25,7 +25,7 @@ import math
 import torch
 
 from ..errors import ConfigError, UnknownNameError
-from .config import MONITORS
+from .config import MAX_LR, MONITORS
 from .stopping import improved
 
 
@@ -69,7 +69,33 @@ def _options(text: str, allowed: dict, name: str) -> dict:
             options[key] = value.strip() if isinstance(allowed[key], str) else float(value)
         except ValueError:
             raise ConfigError(f"--lr-schedule {name}: {key} must be a number, got {value!r}") from None
+        if key in OPTION_RANGES:
+            low, high, low_open, high_open, what = OPTION_RANGES[key]
+            number = options[key]
+            # `not (in range)`: NaN compares false with everything, so it is refused here too
+            if not ((low < number if low_open else low <= number) and (number < high if high_open else number <= high)):
+                bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                raise ConfigError(f"--lr-schedule {name}: {key}={value.strip()} is out of range; expected {what} "
+                                  f"in {bounds}")
     return options
+
+
+# option -> (low, high, low open, high open, what it is): the values each schedule can work with. A
+# step decay `every` below 1 step, a one-cycle rise taking the whole run or a zero divisor would
+# divide by zero when the rate is computed; a factor above 1 would grow the rate instead.
+OPTION_RANGES = {
+    "min": (0.0, 1.0, False, False, "a fraction of the base rate"),
+    "every": (0.0, 1e9, False, False, "steps between decays (0: a third of the run)"),
+    "every_epochs": (0.0, 1e6, False, False, "epochs between decays (0: use every)"),
+    "gamma": (0.0, 1.0, True, False, "a factor"),
+    "pct": (0.0, 1.0, True, True, "the fraction of the run spent rising"),
+    "div": (1.0, 1e9, False, False, "base rate / starting rate"),
+    "final_div": (1.0, 1e12, False, False, "starting rate / final rate"),
+    "factor": (0.0, 1.0, True, True, "a factor"),
+    "patience": (0.0, 1e6, False, False, "epochs"),
+    "min_delta": (0.0, 1e6, False, False, "a change of the monitored value"),
+    "min_lr": (0.0, MAX_LR, False, False, "a learning rate"),
+}
 
 
 # ----------------------------------------------------------------------------- the schedules
@@ -85,8 +111,9 @@ def _cosine(base, total, per_epoch, options):
 
 
 def _step(base, total, per_epoch, options):
-    # every: steps between decays (default: a third of the run, so the run ends at base * gamma^2)
-    every = int(options["every"] or options["every_epochs"] * per_epoch or max(total // 3, 1))
+    # every: steps between decays (default: a third of the run, so the run ends at base * gamma^2);
+    # at least 1, as a fraction of a step (every=0.5, or every_epochs on tiny epochs) would round to 0
+    every = max(int(options["every"] or options["every_epochs"] * per_epoch or total // 3), 1)
     return lambda step: base * options["gamma"] ** (step // every)
 
 
@@ -102,7 +129,8 @@ def _onecycle(base, total, per_epoch, options):
             start_step, end_step, start, end = 0.0, rise_end, initial, peak
         else:
             start_step, end_step, start, end = rise_end, total - 1, peak, final
-        pct = (step - start_step) / (end_step - start_step)
+        # a phase of zero length (pct * total == 1: the rise ends at step 0) is already at its end
+        pct = (step - start_step) / (end_step - start_step) if end_step > start_step else 1.0
         return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
     return rate
 
@@ -186,9 +214,7 @@ def make_schedule(spec: str, optimizer, total_steps: int, steps_per_epoch: int =
     total = max(total_steps, 1)
     plateau = None
     if is_piecewise(spec):
-        boundaries, values = parse_piecewise(spec, steps_per_epoch)
-        if any(v <= 0 for v in values):
-            raise ConfigError(f"--lr-schedule {spec!r}: every learning rate must be positive")
+        boundaries, values = piecewise_rates(spec, steps_per_epoch)
 
         def rate(step):
             return values[bisect.bisect_right(boundaries, step) - 1]
@@ -207,9 +233,17 @@ def make_schedule(spec: str, optimizer, total_steps: int, steps_per_epoch: int =
     return Schedule(optimizer, rate, warmup, plateau)
 
 
+def piecewise_rates(spec: str, steps_per_epoch: int = 1):
+    """A piecewise learning-rate schedule's (boundaries, rates), every rate checked to be usable."""
+    boundaries, values = parse_piecewise(spec, steps_per_epoch)
+    if not all(0 < v <= MAX_LR for v in values):   # written so that NaN fails it too
+        raise ConfigError(f"--lr-schedule {spec!r}: every learning rate must be positive and at most {MAX_LR:g}")
+    return boundaries, values
+
+
 def piecewise_base_lr(spec: str):
     """The first rate of a piecewise schedule (what the optimizer starts with), else None."""
-    return parse_piecewise(spec)[1][0] if is_piecewise(spec) else None
+    return piecewise_rates(spec)[1][0] if is_piecewise(spec) else None
 
 
 class DropoutSchedule:
