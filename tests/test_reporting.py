@@ -20,7 +20,7 @@ from konbu.inspect.calibration import expected_calibration_error
 from konbu.reporting import build_report, calibrate_run, run_validation_split
 
 CALIBRATION_KEYS = {"temperature", "val_nll_before", "val_nll_after", "ece_before", "ece_after", "bins", "n"}
-REPORT_SECTIONS = ["Summary", "Final metrics", "Training curves", "Confusion matrix", "Per-class metrics", "Mistakes",
+REPORT_SECTIONS = ["Diagnosis", "Summary", "Final metrics", "Training curves", "Confusion matrix", "Per-class metrics", "Mistakes",
                    "Filters", "Calibration", "Model summary", "Per-epoch metrics", "Config", "Versions"]
 
 
@@ -97,7 +97,9 @@ def test_build_report_on_a_run_from_before_calibration(run):
     assert evaluation["accuracy"] == pytest.approx(run.info["final"]["test_accuracy"])
     page = path.read_text(encoding="utf-8")
     assert re.findall(r"<h2>(.*?)</h2>", page) == REPORT_SECTIONS
-    assert page.count("data:image/png;base64,") == 6   # curves, confusion, mistakes, filters before + after, calibration
+    # curves, confusion, mistakes, filters before + after, calibration; and any figure a finding shows
+    shown = sum(bool(f["figure"]) for f in json.loads((run.path / "diagnosis.json").read_text())["findings"])
+    assert page.count("data:image/png;base64,") == 6 + shown
     assert f"T = {old.temperature:.3g}" in page
 
 

@@ -9,6 +9,7 @@
     run = konbu.Run.load(run.path)
     run.predict("my_digit.jpg", top=3)
     run.evaluate()
+    konbu.diagnose(run)                   # what went wrong or could go better, and the next command
 
 The words match the CLI: `konbu datasets | models | summary | train | evaluate | predict`.
 """
@@ -16,10 +17,11 @@ The words match the CLI: `konbu datasets | models | summary | train | evaluate |
 __version__ = "0.1.0"
 
 from .data import Dataset, list_datasets, load_data, load_dataset  # noqa: E402
+from .diagnosis import diagnose  # noqa: E402
 from .errors import KonbuError  # noqa: E402
 from .models import build_model, list_models, summary  # noqa: E402
 from .runs import Run  # noqa: E402
 from .train import TrainConfig, fit, fit_recipe  # noqa: E402
 
 __all__ = ["__version__", "Dataset", "load_data", "load_dataset", "list_datasets", "build_model", "list_models",
-           "summary", "fit", "fit_recipe", "TrainConfig", "Run", "KonbuError"]
+           "summary", "fit", "fit_recipe", "TrainConfig", "Run", "diagnose", "KonbuError"]

@@ -4,7 +4,7 @@
     from konbu.reporting import calibrate_run, build_report
     run = konbu.Run.load("runs/deep")
     calibrate_run(run)           # fits T on the validation split -> calibration.json, figures/calibration.png
-    build_report(run)            # figures/*.png + evaluation.json + report.html; returns the report's path
+    build_report(run)            # figures/*.png + evaluation.json + diagnosis.json + report.html; its path
     build_report(run, data_dir="/mnt/mnist")      # the run's dataset lies elsewhere on this machine
     draw_mistakes(run)           # figures/mistakes.png and how many test images were wrong
     show_calibration(run)        # the reliability diagram, fitting T first when the run has none
@@ -33,7 +33,8 @@ from .inspect import plot_confusion, plot_curves, write_report
 from .inspect.calibration import calibration_summary, fit_temperature, plot_reliability
 from .inspect.filters import plot_class_weights, plot_filters
 from .inspect.mistakes import find_mistakes, plot_mistakes
-from .runs import CALIBRATION_FILE, EVALUATION_FILE, INITIAL_FILE, figure_path, read_metrics, saved_config
+from .runs import (CALIBRATION_FILE, DIAGNOSIS_FILE, EVALUATION_FILE, INITIAL_FILE, figure_path, read_metrics,
+                   saved_config)
 
 MISTAKES_SHOWN = 36        # a 6 x 6 gallery: enough to see patterns, small enough to embed
 
@@ -133,7 +134,20 @@ def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset 
         atomic.write_json(run.path / EVALUATION_FILE, metrics)
         plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figure_path(run.path, "confusion"))
         draw_mistakes(run, test, logits)
+    write_diagnosis(run, data_dir)
     return write_report(run.path)
+
+
+def write_diagnosis(run, data_dir=None) -> list:
+    """Run every konbu.diagnosis check and keep the findings in diagnosis.json (the report's
+    Diagnosis section reads it); returns the findings. Checks whose data is not on this machine
+    are left out (konbu.diagnosis says which ran)."""
+    from .diagnosis import diagnose, list_checks
+
+    findings = diagnose(run, data_dir)
+    atomic.write_json(run.path / DIAGNOSIS_FILE, {"checks": list_checks(),
+                                                  "findings": [finding.to_dict() for finding in findings]})
+    return findings
 
 
 def _dataset_or_none(load):

@@ -10,6 +10,7 @@
       metrics.jsonl       one JSON line per training step and per epoch (metrics.csv: the epochs)
       calibration.json    the softmax temperature fitted on the validation split (optional)
       evaluation.json     test-split metrics the report shows: per-class table, confusion (optional)
+      diagnosis.json      what `konbu diagnose` found: findings, evidence, next commands (optional)
       figures/*.png       curves, confusion, ...
       report.html         one self-contained page
 
@@ -49,6 +50,7 @@ METRICS_CSV = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 CALIBRATION_FILE = "calibration.json"
 EVALUATION_FILE = "evaluation.json"
+DIAGNOSIS_FILE = "diagnosis.json"
 FIGURES_DIR = "figures"
 REPORT_FILE = "report.html"
 REQUIRED_FILES = (RUN_FILE, MODEL_FILE, PREPROCESS_FILE, WEIGHTS_FILE)

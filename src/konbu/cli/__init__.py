@@ -6,6 +6,7 @@
     konbu train                         chollet-mnist on the embedded MNIST sample
     konbu evaluate RUN --json
     konbu predict RUN digit.jpg --top 3
+    konbu diagnose RUN                  what went wrong or could go better, and what to try
 
 A user mistake (a KonbuError) prints one or two lines and exits 2, never a traceback.
 """
@@ -13,7 +14,7 @@ A user mistake (a KonbuError) prints one or two lines and exits 2, never a trace
 import sys
 
 from ._app import app
-from . import augment, data, models, recipes, report, runs, show, train  # noqa: F401,E402  (importing registers the commands)
+from . import augment, data, diagnose, models, recipes, report, runs, show, train  # noqa: F401,E402  (importing registers the commands)
 
 
 def main():

@@ -7,6 +7,7 @@ Every piece of text goes through `escape` (html.escape with quotes): run names a
 are user input. Numbers follow Keras's summary where it has a convention (KB = 1024 bytes).
 """
 
+import base64
 import html
 import json
 from datetime import datetime
@@ -47,11 +48,22 @@ nav.toc a:hover { text-decoration: underline; }
 .pair figure { margin-top: 6px; }
 @media (max-width: 900px) { .pair { display: block; } main { padding: 16px; } }
 section { scroll-margin-top: 8px; }
+.finding { border-left: 4px solid #999; padding: 4px 14px; margin: 12px 0; }
+.finding.severity-3 { border-color: #d62728; background: #fdf0f0; }
+.finding.severity-2 { border-color: #e6a100; background: #fff8e6; }
+.finding .next code { display: block; margin: 2px 0; }
 """
 
 
 def escape(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def embedded_figure(path, caption: str) -> str:
+    """A PNG embedded as a data: URI with its caption: the page stays one self-contained file."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
 def format_number(value, kind="") -> str:

@@ -6,7 +6,8 @@
 The page reads only the run directory, through konbu.runs: run.json (required); figures/*.png,
 metrics.jsonl, calibration.json and evaluation.json (all optional; konbu.reporting.build_report
 writes them).
-Sections, top to bottom: summary, why training stopped (when run.json has "stopped"), final
+Sections, top to bottom: diagnosis (diagnosis.json: what konbu.diagnosis found, with the next
+commands and evidence figures), summary, why training stopped (when run.json has "stopped"), final
 metrics, training curves, confusion matrix (+ the most-confused pairs), per-class metrics,
 mistakes, filters (or a dense model's per-class weights), calibration, model summary, per-epoch
 table, config, versions, then any other figure. Anything optional that is missing is left out,
@@ -17,15 +18,15 @@ embedded as base64 `data:` URIs, the CSS is inline, and no element loads a URL. 
 text from the run is passed through `html.escape`, since run names and config values are user input.
 """
 
-import base64
 from pathlib import Path
 
 from .. import atomic
-from ..runs import (CALIBRATION_FILE, EVALUATION_FILE, FIGURES_DIR, REPORT_FILE, read_info, read_metrics,
-                    read_optional_json)
+from ..runs import (CALIBRATION_FILE, DIAGNOSIS_FILE, EVALUATION_FILE, FIGURES_DIR, REPORT_FILE, read_info,
+                    read_metrics, read_optional_json)
 from .confusion import most_confused_pairs
-from .html import (CSS, escape, flatten, format_bytes, format_date, format_duration, format_mult_adds,
-                   format_number, format_shape, plain, table)
+from .diagnosis import diagnosis_section
+from .html import (CSS, embedded_figure, escape, flatten, format_bytes, format_date, format_duration,
+                   format_mult_adds, format_number, format_shape, plain, table)
 
 # Figures with a fixed section and caption; any other PNG follows under "Other figures", captioned
 # from its file name.
@@ -208,12 +209,7 @@ def _caption(path: Path) -> str:
 
 
 def _figure(path, caption=None) -> str:
-    if path is None:
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = caption or _caption(path)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return "" if path is None else embedded_figure(path, caption or _caption(path))
 
 
 def _other_figures(figures, shown) -> str:
@@ -340,10 +336,12 @@ def render_report(run_dir) -> str:
     figures = _figure_paths(run_dir)
     calibration = read_optional_json(run_dir, CALIBRATION_FILE)
     evaluation = read_optional_json(run_dir, EVALUATION_FILE)
+    findings = read_optional_json(run_dir, DIAGNOSIS_FILE).get("findings")   # None: never diagnosed
     best_epoch = run.get("best_epoch") if isinstance(run.get("best_epoch"), int) else None
     weights = "filters" if "filters" in figures else "class_weights"
     # (id, heading, body); a section whose body is empty is left out of the page and the contents
     sections = [
+        ("diagnosis", "Diagnosis", diagnosis_section(findings, figures)),
         ("summary", "Summary", _summary(run, evaluation, calibration)),
         ("stopped", "Why training stopped", _stop_section(run)),
         ("final-metrics", "Final metrics", _final_metrics(run)),
@@ -359,7 +357,9 @@ def render_report(run_dir) -> str:
         ("epochs", "Per-epoch metrics", _epoch_table(records, best_epoch)),
         ("config", "Config", _key_value(run.get("config"))),
         ("versions", "Versions", _key_value(run.get("versions"))),
-        ("other-figures", "Other figures", _other_figures(figures, set(KNOWN_FIGURES))),
+        ("other-figures", "Other figures",
+         _other_figures(figures, set(KNOWN_FIGURES) | {Path(f.get("figure") or "").stem for f in findings or []
+                                                       if isinstance(f, dict)})),
     ]
     title = f"konbu report: {run.get('name') or run_dir.name}"
     body = [_header(run), _toc(sections)] + [_section(*section) for section in sections]
