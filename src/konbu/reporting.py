@@ -39,8 +39,9 @@ from .runs import (CALIBRATION_FILE, DIAGNOSIS_FILE, EVALUATION_FILE, INITIAL_FI
 MISTAKES_SHOWN = 36        # a 6 x 6 gallery: enough to see patterns, small enough to embed
 
 
-def run_validation_split(run, data_dir=None) -> Dataset:
-    """The run's validation images, recomputed the way fit() split them (same dataset, fraction, seed).
+def run_validation_split(run, data_dir=None, full_train: Dataset | None = None) -> Dataset:
+    """The run's validation images, recomputed the way fit() split them (same dataset, fraction, seed),
+    from `full_train` when the caller has the run's whole train split loaded already.
 
     Raises ConfigError for a run trained without a validation split, MissingDataError when the
     run's dataset is not on this machine (`data_dir`: where it lies, if not where it was trained)."""
@@ -50,7 +51,7 @@ def run_validation_split(run, data_dir=None) -> Dataset:
         raise ConfigError(f"{run.path} was trained without a validation split (val_fraction 0), and a temperature "
                           f"fitted on the test split would make its test numbers optimistic; train with "
                           f"--val-fraction 0.1 to calibrate")
-    full_train = run.dataset("train", data_dir)
+    full_train = run.dataset("train", data_dir) if full_train is None else full_train
     _, val = validation_split(full_train, fraction, seed)
     return resolve_dataset(run, val)
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from ..errors import MissingDataError
+from ..errors import ConfigError, MissingDataError, UnknownNameError
 from ..runs import (CALIBRATION_FILE, EVALUATION_FILE, Run, figure_path, read_metrics, read_optional_json,
                     saved_config)
 
@@ -124,10 +124,10 @@ class Context:
     @cached_property
     def validation(self):
         """The validation split as fit() made it, or None for a run trained without one."""
-        from ..reporting import run_validation_split
-        from ..errors import ConfigError
-        try:
-            return run_validation_split(self.run, self.data_dir)
+        from ..reporting import run_validation_split   # here: reporting writes diagnoses, so imports this
+
+        try:   # split from the train split `data` holds: the dataset is loaded once for every check
+            return run_validation_split(self.run, self.data_dir, full_train=self.data[0])
         except ConfigError:
             return None
 
@@ -141,11 +141,11 @@ def diagnose(run, data_dir=None, checks=None) -> list:
     run directory), most important first."""
     run = run if isinstance(run, Run) else Run.load(run)
     context = Context(run, data_dir)
+    registered = list_checks()
     findings = []
-    for name in checks or list_checks():
-        if name not in list_checks():
-            from ..errors import UnknownNameError
-            raise UnknownNameError(f"unknown diagnose check {name!r}; expected one of {', '.join(list_checks())}")
+    for name in checks or registered:
+        if name not in registered:
+            raise UnknownNameError(f"unknown diagnose check {name!r}; expected one of {', '.join(registered)}")
         try:
             findings += _CHECKS[name](context)
         except MissingDataError:   # a run copied without its data: the checks that need it say nothing

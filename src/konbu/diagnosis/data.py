@@ -302,7 +302,7 @@ def likely_label_errors(run, dataset, limit: int = MAX_SCORED) -> dict:
     else:
         scored = torch.arange(count)
     labels = dataset.labels[scored]
-    probabilities = run.probabilities(logits=run.logits(dataset.images[scored]))   # (n, K), calibrated
+    probabilities = run.probabilities(dataset.images[scored])   # (n, K), calibrated
     wrong = int((probabilities.argmax(dim=1) != labels).sum())
     others = probabilities.clone()
     others[torch.arange(len(scored)), labels] = 0     # the best class other than the label
