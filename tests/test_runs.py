@@ -184,3 +184,46 @@ def _edit(path, **fields):
 def test_a_run_path_that_is_a_file(run):
     with pytest.raises(RunDirectoryError, match="is a file"):
         Run.load(run.path / "run.json")
+
+
+def test_metrics_follower_takes_whole_lines_in_order_and_restarts_after_a_shorter_rewrite(tmp_path):
+    from konbu.atomic import write_text
+    from konbu.runs import MetricsFollower
+
+    path, follower = tmp_path / "metrics.jsonl", MetricsFollower(tmp_path)
+    lines = [json.dumps({"kind": "batch", "step": step}) + "\n" for step in range(1, 8)]
+
+    def append(text):
+        with open(path, "a") as f:
+            f.write(text)
+
+    assert follower.poll() == (False, [])                                   # no file yet
+    write_text(path, "")                                                    # the start's rewrite
+    append(lines[0] + lines[1])
+    assert follower.poll() == (False, [{"kind": "batch", "step": 1}, {"kind": "batch", "step": 2}])
+    append(lines[2] + lines[3][:9])                                         # a line being appended: torn
+    assert follower.poll() == (False, [{"kind": "batch", "step": 3}])
+    assert follower.poll() == (False, [])
+    append(lines[3][9:])                                                    # now complete
+    assert follower.poll() == (False, [{"kind": "batch", "step": 4}])
+    write_text(path, "".join(lines[:5]))                                    # an epoch's end: the same lines, and more
+    assert follower.poll() == (False, [{"kind": "batch", "step": 5}])
+    write_text(path, "".join(lines[:2]))                                    # a resume: shorter
+    assert follower.poll() == (True, [{"kind": "batch", "step": 1}, {"kind": "batch", "step": 2}])
+    append(lines[2])
+    assert follower.poll() == (False, [{"kind": "batch", "step": 3}])
+    write_text(path, lines[0] + lines[6] + lines[6] + lines[6])            # longer, but not going on from them
+    assert follower.poll() == (True, [{"kind": "batch", "step": s} for s in (1, 7, 7, 7)])
+    with open(path, "w") as f:                                              # cut shorter in place (same inode)
+        f.write(lines[0] + lines[5])
+    assert follower.poll() == (True, [{"kind": "batch", "step": 1}, {"kind": "batch", "step": 6}])
+
+
+def test_read_progress_is_empty_when_missing_or_damaged(tmp_path):
+    from konbu.runs import read_progress
+
+    assert read_progress(tmp_path) == {}
+    (tmp_path / "progress.json").write_text('{"step": 3, "sta')
+    assert read_progress(tmp_path) == {}
+    (tmp_path / "progress.json").write_text('{"step": 3, "state": "training"}')
+    assert read_progress(tmp_path) == {"step": 3, "state": "training"}

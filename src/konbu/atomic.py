@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -144,10 +145,34 @@ def _lock(run_dir: Path):
     except ImportError:
         return None
     descriptor = os.open(run_dir, os.O_RDONLY)
+    # a few tries over 0.1 s: writer_active (the web app asking "is this run live?") holds a shared
+    # lock for microseconds, which must not refuse a writer; another writer holds it for its whole run
+    for _ in range(5):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return descriptor
+        except BlockingIOError:
+            time.sleep(0.025)
+    os.close(descriptor)
+    raise RunDirectoryError(f"another konbu process is writing {run_dir} right now (training or resuming it); "
+                            "wait for it to end, or pass another --out")
+
+
+def writer_active(run_dir) -> bool:
+    """Whether a process holds `run_dir` with one_writer now (a run training or resuming: live).
+
+    Asks for a shared lock without waiting and lets go at once (a writer starting in those
+    microseconds tries again: _lock). False where flock does not exist."""
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        import fcntl
+        descriptor = os.open(run_dir, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
     except BlockingIOError:
-        os.close(descriptor)
-        raise RunDirectoryError(f"another konbu process is writing {run_dir} right now (training or resuming it); "
-                                "wait for it to end, or pass another --out") from None
-    return descriptor
+        return True
+    finally:
+        os.close(descriptor)   # closing releases a lock we took
+

@@ -4,17 +4,22 @@ Reads PNG, JPEG, BMP, GIF (first frame), TIFF and WebP in grey, RGB, RGBA, palet
 16-bit modes, and honours EXIF orientation. Anything unreadable raises ImageError naming the file;
 so does an image whose header declares more than MAX_PIXELS (a decompression bomb), before a
 single pixel of it is decoded.
+
+The mode rules (EXIF orientation, 16-bit, palettes, transparency) are konbu.pixels', which needs
+numpy and PIL alone, so that `konbu export`'s bundles read images with the same code.
 """
 
+import io
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import ImageError, ShapeError
+from .pixels import to_grey_or_rgb, upright
 
 READABLE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF, WebP"
 # PIL's default limit (a quarter GiB as 24-bit RGB), fixed here: far above any camera's photo (a
@@ -31,14 +36,14 @@ def read_image(source) -> Image.Image:
     if isinstance(source, (str, Path)):
         image = _open_file(Path(source))
     elif isinstance(source, Image.Image):
-        image = _upright(source)
+        image = upright(source)
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         image = _image_from_array(source)
     else:
         raise ImageError(f"cannot read an image from a {type(source).__name__}; "
                          "pass a file path, a PIL image or a numpy array (HxW or HxWxC)")
     try:
-        return _to_grey_or_rgb(image)
+        return to_grey_or_rgb(image)
     except (ValueError, OSError) as error:   # exotic modes PIL can open but not convert
         raise ImageError(f"cannot convert a {image.mode!r} image to grey or RGB ({error}); "
                          "save it as an 8-bit grey or RGB PNG") from error
@@ -51,31 +56,45 @@ def _open_file(path: Path) -> Image.Image:
         raise ImageError(f"{path}: is a directory, not an image file; konbu reads {READABLE_FORMATS}")
     if path.stat().st_size == 0:   # PIL would only say "cannot identify image file"
         raise ImageError(f"{path}: not a readable image (an empty file, 0 bytes); konbu reads {READABLE_FORMATS}")
+    return _decode(path, path)
+
+
+def read_image_bytes(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An image file's bytes (an upload) -> an upright "L" or "RGB" image, refused like a file
+    would be (ImageError naming `name`), and refused above `max_pixels` before decoding: a server
+    decoding many uploads at once keeps a lower limit than one user reading one file."""
+    if not data:
+        raise ImageError(f"{name}: not a readable image (empty, 0 bytes); konbu reads {READABLE_FORMATS}")
+    return read_image(_decode(io.BytesIO(data), name, max_pixels))   # (exif_transpose drops the tag: no double turn)
+
+
+def _decode(source, name, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open a path or a binary stream: header check, full decode, EXIF orientation."""
     try:
         with warnings.catch_warnings():
             # PIL only warns between its limit and twice it, then decodes anyway: refuse those too
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:   # reads the header only: size and mode, no pixels yet
-                _check_pixels(path, image.size)
+            with Image.open(source) as image:   # reads the header only: size and mode, no pixels yet
+                _check_pixels(name, image.size, max_pixels)
                 # load() decodes every byte now, so a truncated file fails here rather than later;
                 # for an animated GIF or multi-page TIFF, Image.open is on the first frame. The EXIF
                 # block is read while the file is still open.
                 image.load()
-                return _upright(image)
+                return upright(image)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{path}: image too large to decode safely ({error}); konbu decodes images of up to "
-                         f"{MAX_PIXELS:,} pixels: shrink it first") from error
+        raise ImageError(f"{name}: image too large to decode safely ({error}); konbu decodes images of up to "
+                         f"{max_pixels:,} pixels: shrink it first") from error
     except Image.UnidentifiedImageError as error:   # PIL's message only repeats the path
-        raise ImageError(f"{path}: not a readable image (its first bytes match none of {READABLE_FORMATS}: "
+        raise ImageError(f"{name}: not a readable image (its first bytes match none of {READABLE_FORMATS}: "
                          "another kind of file, or a damaged header)") from error
     except Exception as error:  # a corrupt file can make a decoder fail with almost any exception
-        raise ImageError(f"{path}: not a readable image ({type(error).__name__}: {error}); "
+        raise ImageError(f"{name}: not a readable image ({type(error).__name__}: {error}); "
                          f"konbu reads {READABLE_FORMATS}") from error
 
 
-def _check_pixels(path: Path, size) -> None:
+def _check_pixels(path, size, max_pixels: int = MAX_PIXELS) -> None:
     """Refuse an image by the size its header declares, before a byte of it is decoded.
 
     A decompression bomb declares, say, 20,000 x 20,000 pixels in a file of a few hundred bytes:
@@ -85,18 +104,11 @@ def _check_pixels(path: Path, size) -> None:
     if width < 1 or height < 1:
         raise ImageError(f"{path}: the image declares {width}x{height} pixels, so it holds none; "
                          f"konbu reads {READABLE_FORMATS} images of at least 1x1")
-    if width * height > MAX_PIXELS:
-        raise ImageError(f"{path}: {width:,}x{height:,} pixels is more than konbu decodes ({MAX_PIXELS:,} pixels, "
-                         "about 9,500x9,500); a decompression bomb, or a scan far larger than any model's input: "
-                         "shrink it first")
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation tag, as phones save photos sideways and set the tag instead."""
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # a malformed EXIF block must not stop us using pixels that decoded fine
-        return image.copy()
+    if width * height > max_pixels:
+        side = int(math.sqrt(max_pixels)) // 100 * 100
+        raise ImageError(f"{path}: {width:,}x{height:,} pixels is more than konbu decodes ({max_pixels:,} pixels, "
+                         f"about {side:,}x{side:,}); a decompression bomb, or a scan far larger than any model's "
+                         "input: shrink it first")
 
 
 def _image_from_array(array) -> Image.Image:
@@ -135,53 +147,6 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
                              f"found {low}..{high}; convert it to uint8 or uint16")
         return array.astype(np.uint8)
     raise ImageError(f"cannot read an image array of dtype {array.dtype}; pass uint8, uint16 or float in [0, 1]")
-
-
-def _to_grey_or_rgb(image: Image.Image) -> Image.Image:
-    """Reduce PIL's many modes to the two a model takes: "L" (grey) or "RGB"."""
-    mode = image.mode
-    if mode in ("L", "RGB"):
-        return image
-    if mode == "1":
-        return image.convert("L")
-    if mode.startswith("I") or mode == "F":
-        return _high_depth_to_grey(image)
-    if mode in ("LA", "La", "RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
-        flat = _flatten_alpha(image.convert("RGBA"))
-        return flat.convert("L") if mode in ("LA", "La") else flat
-    return image.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
-
-
-def _high_depth_to_grey(image: Image.Image) -> Image.Image:
-    """16-bit ("I;16*", "I") and float ("F") greys -> 8 bits. PIL's own convert("L") clips at 255."""
-    values = np.nan_to_num(np.asarray(image).astype(np.float64))
-    low, high = values.min(), values.max()
-    if image.mode == "F":
-        # floats in [0, 1] are intensities; anything else (e.g. depth, counts) is stretched
-        low, high = (0.0, 1.0) if low >= 0 and high <= 1 else (low, high)
-    elif image.mode == "I" and low >= 0 and high <= 255:
-        low, high = 0.0, 255.0     # an 8-bit image PIL widened with convert("I")
-    elif low >= 0 and high <= 65535:
-        low, high = 0.0, 65535.0   # a 16-bit image: full range onto full range, like a viewer does
-    # otherwise 32-bit integers of unknown range: stretched min..max
-    scaled = (values - low) / max(high - low, 1e-12) * 255
-    return Image.fromarray(np.round(np.clip(scaled, 0, 255)).astype(np.uint8))
-
-
-def _flatten_alpha(rgba: Image.Image) -> Image.Image:
-    """Composite onto white, unless the visible pixels are light, then onto black.
-
-    A digit drawn on a transparent web canvas carries its shape in alpha only: black strokes
-    vanish on a black background and white strokes on a white one. Choosing the background
-    opposite to the (alpha-weighted) brightness of the drawn pixels keeps the ink visible;
-    mnist_normalise then fixes polarity either way. Fully opaque images are unaffected.
-    """
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
-    brightness = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float64)
-    coverage = alpha.sum()
-    light_ink = coverage > 0 and (alpha * brightness).sum() / coverage > 127.5
-    background = Image.new("RGBA", rgba.size, (0, 0, 0, 255) if light_ink else (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
 
 
 def file_error_reason(error: ImageError, path) -> str:

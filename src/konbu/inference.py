@@ -23,7 +23,8 @@ def logits(model, images: torch.Tensor, mean, std, device=None, precision="fp32"
     """Logits [N, K] (float32, on the CPU) for uint8 images [N, C, H, W], in eval mode."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
-    model.eval()
+    if was_training:   # eval() and train() walk every module: ~0.3 ms, a fifth of a one-image predict
+        model.eval()
     outputs = []
     try:
         for start in range(0, images.shape[0], batch_size):
@@ -33,7 +34,8 @@ def logits(model, images: torch.Tensor, mean, std, device=None, precision="fp32"
             with autocast(device, precision):
                 outputs.append(model(x).float().cpu())
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     if not outputs:
         return torch.empty(0, getattr(model, "num_classes", 0))
     return torch.cat(outputs)

@@ -7,196 +7,54 @@ A picture with no stroke standing out of its paper (blank paper, one flat colour
 whose strongest "mark" is no stronger than the noise itself) raises NoInkError, an ImageError
 whose message starts "no digit found": konbu.predict answers such an image with label None and
 that reason instead of guessing a digit.
+
+The normalisation itself lives in konbu.pixels, which needs numpy and PIL alone, so that the
+bundles of `konbu export` carry the very same code (see there for how it works). This module is
+its konbu face: it also takes PIL images and tensors, and raises konbu's errors.
 """
 
-import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
+from . import pixels
 from .errors import ImageError, ShapeError
 from .images import read_image
 
-# A phone photo is ~4000 px wide but the digit ends up ~20 px, so normalising at most 1024 px
-# loses nothing, averages away sensor noise and keeps memory at a few MB.
-MAX_WORKING_SIDE = 1024
-# Paper noise, estimated from the border, is ignored up to this many standard deviations.
-NOISE_SIGMAS = 5.0
-# Ink fainter than this fraction of the strongest ink is paper texture, shadow or JPEG ringing,
-# unless it touches a stroke (an anti-aliased edge: ~15% of MNIST's own ink pixels are below it).
-INK_FLOOR = 0.15
-# An image whose strongest ink differs from the paper by less than this fraction of full scale
-# (~20 grey levels of 255) is blank.
-MIN_CONTRAST = 0.08
+__all__ = ["NoInkError", "mnist_normalise", "konbu_errors"]
 
 
 class NoInkError(ImageError):
     """The image holds no stroke to normalise: blank paper, a flat colour, or noise only."""
 
 
+@contextmanager
+def konbu_errors():
+    """konbu.pixels' plain ValueErrors -> konbu's errors, same message: NoInkFound -> NoInkError,
+    PixelShapeError -> ShapeError, PixelError -> ImageError (so the CLI exits 2, predict answers
+    "no digit found")."""
+    try:
+        yield
+    except pixels.NoInkFound as error:
+        raise NoInkError(str(error)) from None
+    except pixels.PixelShapeError as error:
+        raise ShapeError(str(error)) from None
+    except pixels.PixelError as error:
+        raise ImageError(str(error)) from None
+
+
 def mnist_normalise(gray, size: int = 28, box: int = 20) -> np.ndarray:
     """Normalise a greyscale digit image the way MNIST was made -> uint8 [size, size].
 
-    The paper level is fitted from the border as a plane (so an unevenly lit photo works) and
-    subtracted; the ink is whichever side of it holds more mass (dark pen or white chalk); noise
-    and faint shading are zeroed and the contrast stretched to MNIST's white on black; the
-    ink's bounding box is resized to fit box x box (aspect kept, anti-aliased) and pasted so its
-    centre of mass sits at the canvas centre (size / 2, MNIST's convention), clipped inside.
-    The image should show one digit, with paper around it rather than a table.
+    `gray`: a 2-D array (uint8, uint16, bool, float in [0, 1]; [1, H, W] and [H, W, 1] too), a
+    tensor, or a PIL image (read as konbu.images.read_image does, then made grey). See
+    konbu.pixels.mnist_normalise for the steps.
     """
-    if not 1 <= box <= size:
-        raise ShapeError(f"expected 1 <= ink box <= canvas size, found box {box} and size {size}")
-    pixels, full_scale = _grey_as_float(gray)
-    pixels = _shrink_to_working_size(pixels)
-
-    residual = pixels - _paper_plane(pixels)
-    noise_level = NOISE_SIGMAS * _noise_sigma(pixels)
-    # Ink is whichever side of the paper holds more mass beyond the noise: robust to a few
-    # bright JPEG halos around dark strokes, which a "darkest or brightest pixel" rule is not.
-    dark_mass = np.clip(-residual - noise_level, 0, None).sum()
-    light_mass = np.clip(residual - noise_level, 0, None).sum()
-    ink = -residual if dark_mass > light_mass else residual
-
-    contrast = _strongest_ink(ink)
-    if contrast < MIN_CONTRAST * full_scale or contrast <= 2 * noise_level:
-        raise NoInkError(f"no digit found (no ink found: the strongest mark differs from the background by "
-                         f"{contrast / full_scale:.0%} of full scale, needs {MIN_CONTRAST:.0%} and twice the noise); "
-                         "pass an image of a digit with visible strokes")
-    # Hysteresis: strokes are the pixels above the floor, plus their fainter anti-aliased
-    # edges (above the noise, touching a stroke); so paper shading is zeroed while a clean
-    # MNIST digit keeps every one of its pixels.
-    strokes = _drop_specks(ink >= max(noise_level, INK_FLOOR * contrast))
-    edges = (_count_neighbours(strokes) > 0) & (ink > noise_level)
-    ink = np.where(strokes | edges, np.minimum(ink / contrast, 1.0), 0.0)
-
-    rows, columns = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
-    digit = _fit_in_box(ink, box)
-    return _paste_centred_by_mass(digit, size)
-
-
-def _grey_as_float(gray):
-    """A 2-D grey image -> (float64 [H, W] array, the value of full white for its dtype)."""
     if isinstance(gray, Image.Image):
-        gray = read_image(gray).convert("L")
+        gray = np.asarray(read_image(gray).convert("L"))
     elif isinstance(gray, torch.Tensor):
         gray = gray.detach().cpu().numpy()
-    gray = np.asarray(gray)
-    if gray.ndim == 3 and gray.shape[0] == 1:   # [1, H, W], a model input
-        gray = gray[0]
-    elif gray.ndim == 3 and gray.shape[2] == 1:   # [H, W, 1]
-        gray = gray[:, :, 0]
-    if gray.ndim != 2 or min(gray.shape) == 0:
-        raise ShapeError(f"expected a greyscale image as a non-empty 2-D array, found shape {tuple(gray.shape)}; "
-                         "convert colour images to grey first")
-    pixels = gray.astype(np.float64)
-    if not np.isfinite(pixels).all():
-        raise ImageError("the image array holds NaN or infinite values; pass finite intensities")
-    high = float(pixels.max())
-    if gray.dtype == np.bool_ or (np.issubdtype(gray.dtype, np.floating) and high <= 1):
-        return pixels, 1.0
-    if gray.dtype == np.uint16:
-        return pixels, 65535.0
-    return pixels, 255.0 if high <= 255 else high
-
-
-def _shrink_to_working_size(pixels: np.ndarray) -> np.ndarray:
-    """Box-average a large photo down to MAX_WORKING_SIDE (see there why)."""
-    height, width = pixels.shape
-    scale = MAX_WORKING_SIDE / max(height, width)
-    if scale >= 1:
-        return pixels
-    smaller = (max(1, round(width * scale)), max(1, round(height * scale)))
-    shrunk = Image.fromarray(pixels.astype(np.float32)).resize(smaller, Image.Resampling.BOX)
-    return np.asarray(shrunk, dtype=np.float64)
-
-
-def _border_width(shape) -> int:
-    """The paper frame: 4% of the shorter side, 1 px on MNIST's 28, ~30 px on a 1024x768 photo."""
-    return max(1, round(0.04 * min(shape)))
-
-
-def _border_mask(shape) -> np.ndarray:
-    width = _border_width(shape)
-    mask = np.ones(shape, dtype=bool)
-    mask[width:-width, width:-width] = False
-    return mask
-
-
-def _paper_plane(pixels: np.ndarray) -> np.ndarray:
-    """The paper's brightness as a plane level + slope_y * y + slope_x * x, from the border.
-
-    Slopes come from medians of the four border strips, which ignore ink touching a strip; a
-    plane follows the light falling off across a photographed page, which a single level would
-    mistake for faint ink on one side.
-    """
-    height, width = pixels.shape
-    strip = _border_width(pixels.shape)
-    slope_y = (np.median(pixels[-strip:]) - np.median(pixels[:strip])) / max(height - strip, 1)
-    slope_x = (np.median(pixels[:, -strip:]) - np.median(pixels[:, :strip])) / max(width - strip, 1)
-    rows = np.arange(height)[:, None] - (height - 1) / 2
-    columns = np.arange(width)[None, :] - (width - 1) / 2
-    tilt = slope_y * rows + slope_x * columns   # (H, W)
-    return np.median((pixels - tilt)[_border_mask(pixels.shape)]) + tilt
-
-
-def _noise_sigma(pixels: np.ndarray) -> float:
-    """Standard deviation of pixel noise, from the median absolute difference of neighbours.
-
-    Strokes and shading are smooth at the scale of one pixel, so most neighbour differences are
-    noise alone even when ink covers the border; the difference of two noisy pixels has sqrt(2)
-    times the noise's deviation, and 1.4826 * median |x| is the deviation of a normal x.
-    """
-    differences = np.concatenate([np.diff(pixels, axis=0).ravel(), np.diff(pixels, axis=1).ravel()])
-    return 1.4826 * float(np.median(np.abs(differences))) / math.sqrt(2) if differences.size else 0.0
-
-
-def _strongest_ink(ink: np.ndarray) -> float:
-    """The strongest ink held by at least two pixels of a 3x3 neighbourhood.
-
-    The second-largest of each 3x3 window (rank 7 of 0..8) drops a lone hot pixel of sensor or
-    JPEG noise but, unlike a median, keeps a one-pixel-wide stroke.
-    """
-    filtered = Image.fromarray(ink.astype(np.float32)).filter(ImageFilter.RankFilter(3, 7))
-    return float(np.asarray(filtered).max())
-
-
-def _count_neighbours(mask: np.ndarray) -> np.ndarray:
-    """For each pixel, how many of its 8 neighbours are set."""
-    padded = np.pad(mask, 1).astype(np.uint8)
-    height, width = mask.shape
-    return sum(padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-               for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
-
-
-def _drop_specks(strokes: np.ndarray) -> np.ndarray:
-    """Unset pixels with no set neighbour: a lone noise speck would stretch the bounding box."""
-    kept = strokes & (_count_neighbours(strokes) > 0)
-    return kept if kept.any() else strokes   # only specks: they are the mark, not a blank image
-
-
-def _fit_in_box(ink: np.ndarray, box: int) -> np.ndarray:
-    """Resize so the longer side is `box`, keeping aspect ratio; anti-aliased when shrinking."""
-    height, width = ink.shape
-    scale = box / max(height, width)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(ink.astype(np.float32)).resize(new_size, Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(resized, dtype=np.float64), 0, 1)
-
-
-def _paste_centred_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
-    """Integer shift putting the centre of mass at index size / 2 (where MNIST's sits), clipped."""
-    height, width = digit.shape
-    mass = digit.sum()
-    if mass <= 0:
-        raise NoInkError("no digit found (no ink found after resizing); pass an image of a digit with visible strokes")
-    centre_y = (digit.sum(axis=1) * np.arange(height)).sum() / mass
-    centre_x = (digit.sum(axis=0) * np.arange(width)).sum() / mass
-    top = min(max(math.floor(size / 2 - centre_y + 0.5), 0), size - height)
-    left = min(max(math.floor(size / 2 - centre_x + 0.5), 0), size - width)
-    canvas = np.zeros((size, size), dtype=np.float64)
-    canvas[top:top + height, left:left + width] = digit
-    return np.round(canvas * 255).astype(np.uint8)
-
-
+    with konbu_errors():
+        return pixels.mnist_normalise(gray, size=size, box=box)

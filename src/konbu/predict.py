@@ -31,7 +31,7 @@ from .ink import NoInkError
 from .inspect import plot_input_check
 from .preprocess import image_shape, to_model_input
 
-__all__ = ["top_k", "predict", "predict_files", "describe"]
+__all__ = ["top_k", "predict", "predict_files", "answer_images", "training_examples", "describe"]
 
 
 def top_k(probabilities: torch.Tensor, classes, k: int) -> list:
@@ -159,26 +159,36 @@ def predict_files(run, paths, top: int = 3, show_input=None, reject_below: float
     Raises (nothing answered) only for the run's or the options' faults: a bad `reject_below` or
     `top`, a broken preprocess.json.
     """
-    _check_threshold(reject_below)
     paths = [str(path) for path in paths]
-    inputs, answers = _classify(run, paths, top, errors_as_answers=True)
-    classified = [(image, answer) for image, answer in zip(inputs, answers) if isinstance(image, torch.Tensor)]
+    results, inputs = answer_images(run, paths, paths, top, reject_below)
+    classified = [(image, result) for image, result in zip(inputs, results) if image is not None]
     if show_input is not None and classified:
-        image, (best, *_) = classified[0]
-        plot_input_check(image, _training_examples(run, best["index"]), best["label"], best["probability"],
+        image, result = classified[0]
+        best = result["predictions"][0]
+        plot_input_check(image, training_examples(run, best["index"]), best["label"], best["probability"],
                          show_input)
-    results = []
-    for path, answer in zip(paths, answers):
-        if isinstance(answer, list):
-            results.append({"image": path, **_decide(answer, reject_below)})
-        elif "error" in answer:
-            results.append({"image": path, "error": answer["error"]})
-        else:
-            results.append({"image": path, **_no_digit(answer["reason"])})
     return results
 
 
-def _training_examples(run, label: int, count: int = 8) -> torch.Tensor:
+def answer_images(run, sources, names, top: int = 3, reject_below: float | None = None) -> tuple[list, list]:
+    """predict_files for any sources (paths, PIL images, arrays) named by `names` (what each answer's
+    "image" says: a path, an upload's file name): (the answers, as predict_files gives them; per
+    source, the uint8 [C, H, W] the model saw, or None when it saw nothing). The web app answers
+    uploads with it, and shows the model input beside the answer."""
+    _check_threshold(reject_below)
+    inputs, answers = _classify(run, list(sources), top, errors_as_answers=True)
+    results = []
+    for name, answer in zip(names, answers):
+        if isinstance(answer, list):
+            results.append({"image": name, **_decide(answer, reject_below)})
+        elif "error" in answer:
+            results.append({"image": name, "error": answer["error"]})
+        else:
+            results.append({"image": name, **_no_digit(answer["reason"])})
+    return results, [image if isinstance(image, torch.Tensor) else None for image in inputs]
+
+
+def training_examples(run, label: int, count: int = 8) -> torch.Tensor:
     """A few training images of class `label`, or none when the run's dataset isn't on disk here."""
     from .data import is_available
 

@@ -12,37 +12,28 @@ the model's channels and resized. predict, the inspection figures and the web ap
 A file that can't be read raises konbu.errors.ImageError naming it; with ink="mnist", an image
 with no stroke on it (blank paper, a flat colour, pixel noise) raises konbu.ink.NoInkError, an
 ImageError that konbu.predict answers as "no digit found" rather than as a failure.
+
+The steps themselves are konbu.pixels.model_input (numpy and PIL alone), which `konbu export` copies
+into its bundles, so an exported model is fed exactly what this module feeds konbu's.
 """
 
 import numpy as np
 import torch
-from PIL import Image
 
+from . import pixels
 from .errors import ShapeError
 from .images import read_image
-from .ink import mnist_normalise
+from .ink import konbu_errors
 
 __all__ = ["to_model_input", "prepare_batch", "image_shape"]
 
 
 def to_model_input(source, preprocess: dict) -> torch.Tensor:
     """One image -> uint8 [C, H, W] exactly as the model was trained on."""
-    channels, height, width = image_shape(preprocess)
+    image_shape(preprocess)   # konbu's own message for a broken preprocess.json, before any image is read
     image = read_image(source)
-    if preprocess.get("ink") == "mnist" and channels == 1:
-        box = int(preprocess.get("ink_box") or round(min(height, width) * 20 / 28))
-        if height != width:
-            raise ShapeError(f"MNIST-style ink needs a square input, found image_shape {[channels, height, width]}")
-        grey = np.asarray(image.convert("L"))
-        return torch.from_numpy(mnist_normalise(grey, size=height, box=box)).unsqueeze(0)
-    image = image.convert("L" if channels == 1 else "RGB")
-    if image.size != (width, height):
-        # PIL's bilinear widens its filter when shrinking, i.e. anti-aliases like
-        # torchvision's Resize(antialias=True)
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    array = np.asarray(image)
-    array = array[None] if channels == 1 else array.transpose(2, 0, 1)   # (C, H, W)
-    return torch.from_numpy(array.copy())   # a writable copy: PIL's buffer is read-only
+    with konbu_errors():
+        return torch.from_numpy(pixels.model_input(image, preprocess))
 
 
 def image_shape(preprocess: dict):

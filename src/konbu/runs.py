@@ -7,7 +7,9 @@
       weights.safetensors best weights by validation accuracy (never pickle)
       initial.safetensors the conv kernels as initialised (`konbu show filters --initial`)
       last.ckpt/          latest full training state: weights, optimizer, RNG, epoch/step
-      metrics.jsonl       one JSON line per training step and per epoch (metrics.csv: the epochs)
+      metrics.jsonl       one JSON line per training step and per epoch (metrics.csv: the epochs); it
+                          grows during an epoch (appended lines), and is rewritten whole at its end
+      progress.json       where training is now: epoch, step, speed, ETA, state (rewritten ~twice a second)
       calibration.json    the softmax temperature fitted on the validation split (optional)
       evaluation.json     test-split metrics the report shows: per-class table, confusion (optional)
       diagnosis.json      what `konbu diagnose` found: findings, evidence, next commands (optional)
@@ -24,11 +26,20 @@ status ("running" -> "interrupted" / "finished", with "stopped" saying why a run
     run.evaluate()                       # {"accuracy": ..., "loss": ..., "n": ...}
     train, test = run.data()             # the run's dataset, loaded with its own options
 
-Every file is written atomically (konbu.atomic), so a killed run leaves complete files behind.
+Every file is written atomically (konbu.atomic), so a killed run leaves complete files behind; the
+one exception is metrics.jsonl's lines appended mid-epoch: a run killed while appending may leave a
+torn last line (read_metrics skips it; a resume rewrites the file). A follower in another process
+(the web app) watches a run live:
+
+    follower = MetricsFollower("runs/deep")
+    reset, records = follower.poll()     # the complete lines added since the last poll; reset: start over
+    read_progress("runs/deep")           # progress.json: {"epoch", "step", "eta_seconds", "state", ...}
 """
 
+import hashlib
 import json
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +58,7 @@ INITIAL_FILE = "initial.safetensors"   # the conv kernels before training: `konb
 CHECKPOINT_DIR = "last.ckpt"
 METRICS_FILE = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
+PROGRESS_FILE = "progress.json"       # where a live run is: konbu.train.events.ProgressFile
 TENSORBOARD_DIR = "tensorboard"
 CALIBRATION_FILE = "calibration.json"
 EVALUATION_FILE = "evaluation.json"
@@ -175,6 +187,72 @@ def read_metrics(run_dir) -> list:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def read_progress(run_dir) -> dict:
+    """progress.json (where a live run is; konbu.train.events.ProgressFile): {} when absent or unreadable."""
+    return read_optional_json(run_dir, PROGRESS_FILE)
+
+
+class MetricsFollower:
+    """Follows a run's metrics.jsonl while training writes it, from another process:
+
+        follower = MetricsFollower(run_dir)
+        reset, records = follower.poll()   # twice a second, say
+
+    `records`: the complete lines added since the last poll, parsed. A torn last line (one being
+    appended) is held back until it is complete. `reset`: the file no longer begins with what was
+    returned (a resumed run rewrote it from its checkpoint), so `records` is the whole file and the
+    follower's earlier records are to be dropped. Training appends mid-epoch and rewrites the file
+    atomically (a new inode) at each epoch's end and at a start; the rewrite at an epoch's end begins
+    with the lines already appended, so it costs a follower nothing but one read of the file."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.inode = None
+        self.offset = 0                  # bytes of the complete lines returned so far
+        self.digest = hashlib.sha1()     # of those bytes: a replaced file must begin with them to go on
+        self.last = b""                  # the last line returned: an appended file must still hold it there
+
+    def poll(self) -> tuple[bool, list]:
+        try:
+            with open(self.path, "rb") as f:
+                inode = os.fstat(f.fileno()).st_ino
+                if inode == self.inode:  # the same file: read only what follows the last line returned
+                    f.seek(self.offset - len(self.last))
+                    data = f.read()
+                    if data.startswith(self.last):   # not, when it was cut shorter in place
+                        return False, self._take(data[len(self.last):])
+                f.seek(0)
+                data = f.read()
+        except FileNotFoundError:
+            inode, data = None, b""
+        self.inode = inode
+        kept = data[:self.offset]
+        if len(kept) == self.offset and hashlib.sha1(kept).digest() == self.digest.digest():
+            return False, self._take(data[self.offset:])    # rewritten, going on from what was returned
+        reset = self.offset > 0
+        self.offset, self.digest, self.last = 0, hashlib.sha1(), b""
+        return reset, self._take(data)
+
+    def _take(self, data: bytes) -> list:
+        """The records of `data`'s complete lines (the bytes after self.offset), remembered as returned."""
+        complete = data[:data.rfind(b"\n") + 1]   # a torn last line waits for its end
+        if not complete:
+            return []
+        self.offset += len(complete)
+        self.digest.update(complete)
+        lines = complete.split(b"\n")[:-1]
+        self.last = lines[-1] + b"\n"
+        records = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
 
 def saved_config(info: dict) -> dict:

@@ -124,3 +124,37 @@ def test_another_seed_gives_other_weights(uninterrupted, tmp_path):
     other = train(tmp_path / "other", seed=1, epochs=1)
     assert not same_weights(uninterrupted.path / "weights.safetensors", other.path / "weights.safetensors")
     assert not torch.are_deterministic_algorithms_enabled()   # fit restores the global switch
+
+
+def ctrl_c_while_finishing(monkeypatch, presses: int):
+    """Press Ctrl-C `presses` times once the last step is done, while the run is being finished."""
+    from konbu.train import loop
+
+    finish = loop.finish_run
+
+    def pressed_then_finish(*args, **kwargs):
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+        return finish(*args, **kwargs)
+    monkeypatch.setattr(loop, "finish_run", pressed_then_finish)
+
+
+def test_one_ctrl_c_after_the_last_step_lets_the_run_finish(uninterrupted, tmp_path, monkeypatch):
+    """The web app's stop button can land during the test evaluation: the run still ends finished
+    (not "running" forever, not resumable), with the weights of a run nobody stopped."""
+    ctrl_c_while_finishing(monkeypatch, 1)
+    run = train(tmp_path / "run")
+    assert run.info["status"] == "finished" and (tmp_path / "run" / "report.html").is_file()
+    assert same_weights(run.path / "weights.safetensors", uninterrupted.path / "weights.safetensors")
+
+
+def test_a_second_ctrl_c_while_finishing_stops_and_resume_finishes(uninterrupted, tmp_path, monkeypatch):
+    ctrl_c_while_finishing(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    monkeypatch.undo()
+    run = konbu.fit(resume=str(tmp_path / "run"), quiet=True)
+    assert run.info["status"] == "finished" and run.info["final"] == uninterrupted.info["final"]
+    assert same_weights(run.path / "weights.safetensors", uninterrupted.path / "weights.safetensors")

@@ -14,7 +14,7 @@ A user mistake (a KonbuError) prints one or two lines and exits 2, never a trace
 import sys
 
 from ._app import app
-from . import augment, data, diagnose, models, recipes, report, runs, show, train  # noqa: F401,E402  (importing registers the commands)
+from . import augment, data, diagnose, export, models, recipes, report, runs, serve, show, train  # noqa: F401,E402  (importing registers the commands)
 
 
 def main():

@@ -141,7 +141,8 @@ def _print_result(run):
     path = shlex.quote(str(run.path))
     next_steps = {"evaluate": f"konbu evaluate {path}", "predict": f"konbu predict {path} your_digit.png --top 3",
                   "show": f"konbu show mistakes {path}   (also: filters, activations RUN IMAGE, gradcam RUN IMAGE)",
-                  "serve": f"konbu serve {path}"}
+                  "serve": f"konbu serve --runs {shlex.quote(str(run.path.parent))}   (draw, look inside, "
+                           "compare, train: in the browser)"}
     available = command_names()
     console.print("next:\n" + "\n".join(f"  {line}" for name, line in next_steps.items() if name in available),
                   highlight=False)

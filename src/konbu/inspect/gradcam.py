@@ -27,7 +27,7 @@ from .features import model_batch
 from .fonts import display_label, label_font
 
 
-def _cam_module(model, layer):
+def cam_module(model, layer):
     """(name, module) whose output Grad-CAM reads: the conv layer's activation if it has one."""
     if hasattr(model, "layers") and hasattr(model, "module_named"):
         convs = [spec_layer for spec_layer in model.layers if spec_layer.type == "Conv2D"]
@@ -58,7 +58,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int | None = None, layer:
     The model runs in eval mode and is returned to its previous mode; no parameter's `.grad` is
     touched (the gradient is taken with torch.autograd.grad with respect to the feature maps only).
     """
-    name, module = _cam_module(model, layer)
+    name, module = cam_module(model, layer)
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[0] != 1:
@@ -109,7 +109,7 @@ def plot_gradcam(run, image, path, target=None, layer: str | None = None) -> Pat
     predicted = int(probabilities.argmax())
     target = predicted if target is None else int(target)
     heat = gradcam(run.model, x, target=target, layer=layer).numpy()
-    name, _ = _cam_module(run.model, layer)
+    name, _ = cam_module(run.model, layer)
 
     def label(index):
         return display_label(classes[index]) if index < len(classes) else str(index)

@@ -250,7 +250,9 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
         progress.batch, progress.seen = batch, progress.seen + y.shape[0]
         progress.seconds, started = progress.seconds + now - started, now
         emit(Event("batch", dict(epoch=progress.epoch, step=progress.step, batch=batch, batches=batches,
-                                 loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr)))
+                                 loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr,
+                                 records=progress.batch_records,   # a method: the device sync only if called
+                                 seconds=progress.total_seconds, images=progress.total_images)))
         if checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
             checkpoint()
         if ctrl_c is not None and ctrl_c.pressed:

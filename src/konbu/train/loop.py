@@ -17,7 +17,9 @@ size). The loop emits events; printing and logging are listeners.
 Resume is exact: last.ckpt holds weights, optimizer, schedule, EMA, every RNG and, when taken
 mid-epoch (--checkpoint-every, or Ctrl-C), the epoch's sample order and the steps done in it. A
 Ctrl-C takes effect when the step in progress has finished (a second one stops at once), so the
-checkpoint is a clean step boundary. With --deterministic on a CPU an interrupted and resumed run
+checkpoint is a clean step boundary. After the last step (the test evaluation, calibration and
+report: a few seconds) a first Ctrl-C lets the run finish; a second stops it, and a resume finishes
+it. With --deterministic on a CPU an interrupted and resumed run
 ends with the same bits as one that never stopped (tests/train/test_resume.py checks it).
 
 Stopping: early stopping (--patience) and the divergence guard (guard.py) end a run early; either
@@ -41,13 +43,14 @@ from ..atomic import one_writer, remove_leftovers
 from ..errors import ConfigError, RunDirectoryError, WriteError
 from ..models import model_spec, summary
 from ..reporting import build_report
-from ..runs import (CHECKPOINT_DIR, FIGURES_DIR, METRICS_CSV, METRICS_FILE, REPORT_FILE, RUN_FILE, TENSORBOARD_DIR,
-                    WEIGHTS_FILE, Run, create_run, mark_interrupted, mark_resumed, read_info, read_metrics,
-                    save_weights, saved_config)
+from ..runs import (CHECKPOINT_DIR, FIGURES_DIR, METRICS_CSV, METRICS_FILE, PROGRESS_FILE, REPORT_FILE, RUN_FILE,
+                    TENSORBOARD_DIR, WEIGHTS_FILE, Run, create_run, mark_interrupted, mark_resumed, read_info,
+                    read_metrics, save_weights, saved_config)
+from . import events
 from .checkpoint import checkpoint_path, load_checkpoint, read_state, save_checkpoint
 from .config import TrainConfig
 from .epoch import EpochProgress, ctrl_c_between_steps, epoch_order, epoch_record, held, train_one_epoch, validate
-from .events import Event, History, MetricsLog
+from .events import Event, History, MetricsLog, ProgressFile
 from .finish import diverged_advice, early_stopping, finish_run
 from .logs import CsvLog, TensorBoardLog
 from .parts import build_parts, input_statistics, prepare_data, setup_machine
@@ -181,7 +184,9 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
         progress, previous = EpochProgress.begin(1, new_order(), device), []
 
     history = History()
-    listeners = ([history, MetricsLog(run_dir / METRICS_FILE), CsvLog(run_dir / METRICS_CSV)]
+    live = events.LIVE_INTERVAL          # read now, not at import: a test may set it to 0
+    listeners = ([history, MetricsLog(run_dir / METRICS_FILE, live), ProgressFile(run_dir / PROGRESS_FILE, live),
+                  CsvLog(run_dir / METRICS_CSV)]
                  + ([TensorBoardLog(run_dir / TENSORBOARD_DIR)] if config.tensorboard else [])
                  + ([] if quiet else [_printer()]) + list(listeners))
 
@@ -240,7 +245,23 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
             emit(Event("interrupted", dict(step=progress.step, epoch=progress.epoch, run_dir=str(run_dir))))
             raise
 
-    # Finish: keep the chosen weights, evaluate them on the untouched test split, calibrate, report
+        # Finish: keep the chosen weights, evaluate them on the untouched test split, calibrate, report.
+        # Still under the Ctrl-C handler: a first Ctrl-C now (or the web app's stop) lets these few
+        # seconds end and the run finish; a second stops them, and a resume finishes the run again.
+        try:
+            run = _finish(run_dir, info, config, parts, monitor, history, progress, stop, test, val, device, emit)
+        except KeyboardInterrupt:
+            info = mark_interrupted(run_dir, info, progress.step)
+            emit(Event("interrupted", dict(step=progress.step, epoch=progress.epoch, run_dir=str(run_dir))))
+            raise
+    emit(Event("end", dict(final=run.info["final"], best_epoch=monitor.best_epoch, seconds=progress.total_seconds,
+                           run_dir=str(run_dir), info=run.info)))
+    return run
+
+
+def _finish(run_dir, info, config, parts, monitor, history, progress, stop, test, val, device, emit) -> Run:
+    """Keep the chosen weights, record why training stopped, then finish_run (test evaluation,
+    calibration, figures, report)."""
     weights_epoch = monitor.best_epoch
     if stop is not None and stop["reason"] == "diverged":
         stop.update(diverged_advice(stop, monitor.best_epoch))
@@ -251,11 +272,8 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
         info["stopped"] = stop
         emit(Event("stop", dict(stop)))
     seconds, images_seen = progress.total_seconds, progress.total_images
-    run = finish_run(run_dir, info, test, val, history.epochs, weights_epoch, device, best_epoch=monitor.best_epoch,
-                     seconds=round(seconds, 3), images_per_second=round(images_seen / seconds, 1) if seconds else None)
-    emit(Event("end", dict(final=run.info["final"], best_epoch=monitor.best_epoch, seconds=seconds,
-                           run_dir=str(run_dir), info=run.info)))
-    return run
+    return finish_run(run_dir, info, test, val, history.epochs, weights_epoch, device, best_epoch=monitor.best_epoch,
+                      seconds=round(seconds, 3), images_per_second=round(images_seen / seconds, 1) if seconds else None)
 
 
 def _monitor(config: TrainConfig, has_validation: bool) -> Monitor:
