@@ -12,16 +12,43 @@
     konbu.diagnose(run)                   # what went wrong or could go better, and the next command
 
 The words match the CLI: `konbu datasets | models | summary | train | evaluate | predict`.
+
+The names above load on first use (PEP 562), not on `import konbu`: `konbu --help` and
+`from konbu.errors import KonbuError` must not pay for torch, matplotlib and the dataset registry.
 """
+
+import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
-from .data import Dataset, list_datasets, load_data, load_dataset  # noqa: E402
-from .diagnosis import diagnose  # noqa: E402
-from .errors import KonbuError  # noqa: E402
-from .models import build_model, list_models, summary  # noqa: E402
-from .runs import Run  # noqa: E402
-from .train import TrainConfig, fit, fit_recipe  # noqa: E402
+# public name -> the submodule that defines it; imported by __getattr__ the first time it is read
+_API = {
+    "Dataset": "data", "load_data": "data", "load_dataset": "data", "list_datasets": "data",
+    "build_model": "models", "list_models": "models", "summary": "models",
+    "fit": "train", "fit_recipe": "train", "TrainConfig": "train",
+    "Run": "runs",
+    "diagnose": "diagnosis",
+    "KonbuError": "errors",
+}
 
 __all__ = ["__version__", "Dataset", "load_data", "load_dataset", "list_datasets", "build_model", "list_models",
            "summary", "fit", "fit_recipe", "TrainConfig", "Run", "diagnose", "KonbuError"]
+
+
+def __getattr__(name: str):
+    """`konbu.fit` and the other public names, imported when first read (then cached as attributes).
+    Any submodule too (`konbu.runs.read_metrics` after a bare `import konbu`), as when this file
+    imported the whole API eagerly and every submodule came with it."""
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

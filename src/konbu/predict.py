@@ -28,7 +28,6 @@ import torch
 from .errors import ConfigError, ImageError, KonbuError, ShapeError
 from .images import file_error_reason
 from .ink import NoInkError
-from .inspect import plot_input_check
 from .preprocess import image_shape, to_model_input
 
 __all__ = ["top_k", "predict", "predict_files", "answer_images", "training_examples", "describe"]
@@ -163,6 +162,8 @@ def predict_files(run, paths, top: int = 3, show_input=None, reject_below: float
     results, inputs = answer_images(run, paths, paths, top, reject_below)
     classified = [(image, result) for image, result in zip(inputs, results) if image is not None]
     if show_input is not None and classified:
+        from .inspect.figures import plot_input_check   # imported here: matplotlib only for --show-input
+
         image, result = classified[0]
         best = result["predictions"][0]
         plot_input_check(image, training_examples(run, best["index"]), best["label"], best["probability"],

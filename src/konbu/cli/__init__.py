@@ -9,6 +9,10 @@
     konbu diagnose RUN                  what went wrong or could go better, and what to try
 
 A user mistake (a KonbuError) prints one or two lines and exits 2, never a traceback.
+
+Importing this package loads typer and rich, not torch: each command imports konbu's API inside its
+function, so that `konbu --help` (and every `--help`) prints in a fraction of a second. A module-level
+import of anything that imports torch, matplotlib or the dataset registry fails tests/cli/test_startup.py.
 """
 
 import sys

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from ..train.augment import POLICY_HELP
+from ..train.policies import POLICY_HELP   # not train.augment: `konbu augment preview --help` must not load torch
 from ._app import command, console, group
 
 augment_app = group("augment", "Preview augmentation policies on a dataset's images.")

@@ -11,11 +11,9 @@
 from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
 from rich.table import Table
 
-from .. import data
 from ._app import command, console, group
 
 DATA_DIR = typer.Option(None, "--data-dir", help="folder holding (or receiving) the dataset's files")
@@ -33,6 +31,8 @@ def datasets(ctx: typer.Context, data_dir: Optional[Path] = DATA_DIR):
     """List every dataset konbu can load, and whether it is on disk now (offline)."""
     if ctx.invoked_subcommand:
         return
+    from .. import data   # imported here: `konbu --help` must not load torch and the dataset registry
+
     table = Table(title="datasets", caption="also: folder:PATH (your images: one sub-folder per class, or a CSV)")
     for column in ("name", "classes", "image", "train", "test", "offline", "source"):
         table.add_column(column, justify="right" if column in ("classes", "train", "test") else "left",
@@ -55,6 +55,10 @@ def info(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) o
          data_dir: Optional[Path] = DATA_DIR, image_size: Optional[int] = IMAGE_SIZE,
          classes: Optional[str] = CLASSES, strict_data: bool = STRICT_DATA):
     """Counts per class, image shape, mean/std, split sizes, source, license and citation."""
+    import torch   # imported here, with the data: `konbu --help` must not load torch
+
+    from .. import data
+
     train, test = data.load_data(name, data_dir, image_size, classes, strict=strict_data)
     meta = train.info
     console.print(f"[bold]{meta.name}[/]: {meta.description}", highlight=False)
@@ -93,6 +97,7 @@ def show(name: str = typer.Argument(..., help="dataset name (`konbu datasets`) o
          data_dir: Optional[Path] = DATA_DIR, image_size: Optional[int] = IMAGE_SIZE,
          classes: Optional[str] = CLASSES, strict_data: bool = STRICT_DATA):
     """A grid of samples, one row per class, labelled with the class names (kana as glyphs)."""
+    from .. import data   # imported here: `konbu --help` must not load torch and the dataset registry
     from ..inspect.samples import plot_class_samples   # imported here: matplotlib is slow to import
 
     dataset = data.load_dataset(name, split, data_dir, image_size, classes, strict=strict_data)

@@ -7,13 +7,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .. import data, models
 from ._app import command, console
 
 
 @command("models")
 def list_zoo():
     """List the model zoo: each tutorial's architecture, its parameter count, what it is and its source."""
+    from .. import models   # imported here: `konbu --help` must not load torch
+
     # description and source share a cell (source dimmed below): side by side they overflow 140 columns
     table = Table(title="models", show_lines=True)
     for column in ("name", "input", "params", "description / source"):
@@ -39,6 +40,8 @@ def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json lay
             classes: Optional[str] = typer.Option(None, help="a subset of the dataset's classes"),
             init: str = typer.Option("default", help="weight init: default, tf, zeros")):
     """Print a Keras-style summary: layers, output shapes, params and mult-adds."""
+    from .. import data, models   # imported here: `konbu --help` must not load torch
+
     image_shape = class_count = None
     if dataset:
         info = data.dataset_info(dataset, data_dir, image_size, classes)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from ..train.config import TrainConfig
+from ..train.config import TrainConfig   # no torch: konbu.train loads fit() and the loop on first use
 from ._app import command, command_names, console
 
 DEFAULTS = TrainConfig()   # the help texts' defaults come from here, never restated

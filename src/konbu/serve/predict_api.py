@@ -99,13 +99,26 @@ async def predict(run: str, request: Request, top: int = Query(5, ge=1, le=1000)
     image, name = await read_upload(request)
 
     def answer():
-        with loaded.model_lock:
-            results, inputs = answer_images(loaded.run, [image], [name], top, reject_below)
+        results, inputs = answer_images(loaded.run, [image], [name], top, reject_below)
         result = results[0]
         if input and inputs[0] is not None:
             result["input"] = data_url(inputs[0])
         return FiniteJSONResponse(result)   # built here: FastAPI's encoder would walk it once more
-    return await run_in_threadpool(answer)
+
+    # Answered on the event loop itself when the model is free: one image takes ~1.7 ms, and handing
+    # it to a worker thread and back cost ~1.4 ms more on 2 cores (the GIL's hand-over), 214 -> 327
+    # requests/s in benchmarks/serve_load.py. When the model is busy (a Grad-CAM or feature-map
+    # request holds it for tens of ms) the answer waits in a worker thread instead, never the loop.
+    if loaded.model_lock.acquire(blocking=False):
+        try:
+            return answer()
+        finally:
+            loaded.model_lock.release()
+
+    def answer_when_free():
+        with loaded.model_lock:
+            return answer()
+    return await run_in_threadpool(answer_when_free)
 
 
 @router.post("/api/runs/{run}/activations", tags=["predict"])

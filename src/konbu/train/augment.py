@@ -38,7 +38,7 @@ crop, flips, cutout, mixup, cutmix. With mixup or cutmix the target becomes floa
 probabilities (the label's weight and the partner's), which F.cross_entropy accepts as they are;
 count training accuracy against y, which is returned untouched only without them.
 
-Named policies (see POLICIES for why each):
+Named policies (POLICIES, in policies.py with why each):
     digits          rotate=10,shift=0.1,zoom=0.1
     cifar           crop=4,hflip
     keras-cifar10   rotate=40,shift=0.2,zoom=0.2,hflip,fill=border
@@ -53,27 +53,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-
-POLICIES = {
-    # Handwriting: a few degrees, pixels and percent of size, as a second writer would differ; no
-    # flips (a mirrored 2 is not a 2) and no large turns (6 <-> 9). The usual Keras MNIST recipe.
-    "digits": "rotate=10,shift=0.1,zoom=0.1",
-    # The standard CIFAR recipe since ResNet (He et al. 2016): pad 4 + random crop and a horizontal
-    # flip (airbench does the same with a 2-pixel translation). Cutout (DeVries & Taylor 2017) showed
-    # its gain over 200-epoch schedules, far longer than konbu's runs: opt in with `cifar,cutout=8`.
-    "cifar": "crop=4,hflip",
-    # Deep Learning with Keras (Gulli & Pal) ch. 3, cifar10-deep-aug: ImageDataGenerator(
-    # rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, zoom_range=0.2,
-    # horizontal_flip=True), whose fill_mode defaults to "nearest" (our fill=border). One
-    # difference: Keras draws each axis' zoom independently; here one zoom serves both axes.
-    "keras-cifar10": "rotate=40,shift=0.2,zoom=0.2,hflip,fill=border",
-}
+from .policies import POLICIES, POLICY_HELP  # noqa: F401  (POLICY_HELP: importable from here, as before)
 
 FILL_MODES = {"zeros": "zeros", "border": "border", "reflection": "reflection"}   # grid_sample's padding_mode
-
-POLICY_HELP = ("augmentation policy: a name (" + ", ".join(POLICIES) + ") or ops such as "
-               "'rotate=15,shift=0.1,zoom=0.1,shear=0.2,hflip,vflip,crop=4,cutout=8,mixup=0.2,cutmix=1.0' "
-               "(fill=zeros|border|reflection, mixup_p=P, cutmix_p=P); 'none' for no augmentation")
 
 
 @dataclass
