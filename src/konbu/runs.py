@@ -388,10 +388,14 @@ class Run:
         """(train, test) of the dataset this run was trained on, loaded once with the run's own
         options (its data folder, --image-size, --classes), so the images fit the model. `data_dir`
         overrides the folder (a run copied to a machine that keeps the data elsewhere)."""
-        from .data import dataset_options, load_data
+        from .data import dataset_options, fit_to_shape, load_data
 
         options = dataset_options({**saved_config(self.info), **({"data_dir": str(data_dir)} if data_dir else {})})
-        return load_data(self.info["dataset"], **options)
+        train, test = load_data(self.info["dataset"], **options)
+        if not self.info.get("from_run"):
+            return train, test
+        # a run started --from-run another took that run's input (size, channels): its data is brought to it again
+        return fit_to_shape(train, test, self.preprocess["image_shape"])
 
     def dataset(self, split: str = "test", data_dir=None):
         """One split of the run's own dataset (see `data`)."""

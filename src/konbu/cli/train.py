@@ -4,6 +4,7 @@
     konbu train --recipe tf-experts --dataset mnist-sample --steps 500
     konbu train --lr-schedule "0:1e-3,1000:1e-4,3000:1e-5" --dropout-schedule "0:0.0,3000:0.5" --model deep-mnist
     konbu train --resume runs/deep-mnist-...             continue exactly where it stopped
+    konbu train --from-run runs/chollet-mnist-... --dataset kmnist    transfer a run's weights to new data
     konbu lr-find --model deep-mnist --out lr_find.png
 """
 
@@ -42,6 +43,10 @@ def train(
                                                     "(default: skip such files with one warning)"),
     recipe: Optional[str] = typer.Option(None, help="a tutorial's settings by name (konbu recipes); flags override"),
     variant: Optional[str] = typer.Option(None, help="one variant of a recipe that has several (symmetry: zeros, tf)"),
+    from_run: Optional[Path] = typer.Option(None, "--from-run",
+                                            help="start from this run's model and weights (transfer learning); "
+                                                 "the data is brought to its input size and channels, the head "
+                                                 "replaced when the class count differs"),
     resume: Optional[Path] = typer.Option(None, help="continue this run directory from its last.ckpt"),
     epochs: Optional[int] = typer.Option(None, help=f"passes over the training set {_default('epochs')}"),
     steps: Optional[int] = typer.Option(None, help="stop after this many batches (overrides --epochs)"),

@@ -33,7 +33,7 @@ from .dataset import (Dataset, DatasetInfo, channel_stats, select_classes, strat
                       validation_split)
 from .download import konbu_home
 from .kana import romaji
-from .resize import resize_images
+from .resize import convert_channels, fit_images, resize_images
 
 SPLITS = ("train", "test")
 
@@ -86,6 +86,22 @@ def load_data(name: str, data_dir=None, image_size=None, classes=None, strict=Fa
     return tuple(Dataset(*splits[split], info, split, mean, std) for split in SPLITS)
 
 
+def fit_to_shape(train: Dataset, test: Dataset, shape) -> tuple[Dataset, Dataset]:
+    """(train, test) with their images brought to `shape` (C, H, W), another model's input: resized
+    as --image-size does, grey <-> RGB converted (konbu.data.resize.fit_images); unchanged when they
+    fit already. mean/std are recomputed from the fitted train split, as load_data computes them."""
+    if train.image_shape == tuple(shape) and test.image_shape == tuple(shape):
+        return train, test
+    try:
+        images = [fit_images(split.images, shape) for split in (train, test)]
+    except ValueError as error:
+        raise ConfigError(f"{train.name}: {error}; the model takes {tuple(shape)} images") from None
+    info = replace(train.info, image_shape=tuple(shape))
+    mean, std = channel_stats(images[0])
+    return tuple(Dataset(fitted, split.labels, info, split.split, mean, std)
+                 for fitted, split in zip(images, (train, test)))
+
+
 def load_dataset(name: str, split: str = "train", data_dir=None, image_size=None, classes=None,
                  strict=False) -> Dataset:
     """Load one split of a dataset. mean/std are always those of the train split."""
@@ -127,4 +143,5 @@ def is_available(name: str, data_dir=None) -> bool:
 
 __all__ = ["Dataset", "DatasetInfo", "load_data", "load_dataset", "load_splits", "dataset_options", "list_datasets",
            "list_families", "register_dataset", "register_family", "dataset_info", "is_available", "is_dynamic",
-           "validation_split", "stratified_split", "channel_stats", "konbu_home"]
+           "validation_split", "stratified_split", "channel_stats", "konbu_home", "fit_to_shape", "convert_channels",
+           "fit_images"]

@@ -34,6 +34,8 @@ class TrainConfig:
                                    # files with one warning: one bad file in 10,000 should not stop a run
     recipe: str | None = None      # a tutorial's settings by name (`konbu recipes`); explicit fields win
     variant: str | None = None     # for a recipe that compares variants (symmetry: zeros / tf): which one
+    from_run: str | None = None    # start from this konbu run's model and weights (transfer: MNIST -> KMNIST);
+                                   # the data is brought to its input, its head replaced if the classes differ
 
     # How long
     epochs: int = 40               # augmentation makes each epoch new: 40 x 3,600 images, ~17 s on 2 cores
@@ -147,6 +149,8 @@ class TrainConfig:
         _count("--image-size", self.image_size, 4, 1024, unit=" pixels", optional=True)
         _count("--threads", self.threads, 1, 1024, optional=True)
         _count("--seed", self.seed, 0, 2**32 - 1, why=" (numpy's generators take seeds below 2**32)")
+        if self.from_run is not None and (not isinstance(self.from_run, str) or not self.from_run.strip()):
+            raise ConfigError(f"--from-run takes a run directory `konbu train` wrote, got {self.from_run!r}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.steps if self.steps is not None else self.epochs * steps_per_epoch

@@ -6,6 +6,7 @@
     run = konbu.fit(recipe="tf-experts", dataset="mnist-sample", steps=500)   # a tutorial, shortened
     runs = konbu.fit_recipe("symmetry", dataset="digits", epochs=3)            # {"zeros": Run, "tf": Run}
     run = konbu.fit(resume="runs/deep-mnist-...")                              # continue exactly
+    run = konbu.fit(from_run="runs/deep-mnist-...", dataset="digits")          # transfer: from_run.py
 
 The shape of `_fit` is pytorch/examples' main(): prepare the data -> build the parts -> open the run
 directory -> `for epoch: train_one_epoch; validate; keep the best; checkpoint` -> finish (test
@@ -52,6 +53,7 @@ from .config import TrainConfig
 from .epoch import EpochProgress, ctrl_c_between_steps, epoch_order, epoch_record, held, train_one_epoch, validate
 from .events import Event, History, MetricsLog, ProgressFile
 from .finish import diverged_advice, early_stopping, finish_run
+from .from_run import given_model, read_start, resumed_start
 from .logs import CsvLog, TensorBoardLog
 from .parts import build_parts, input_statistics, prepare_data, setup_machine
 from .stopping import Monitor
@@ -73,10 +75,14 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, re
     """Train as `config` (or TrainConfig fields given as keywords) says; returns the loaded Run.
 
     `resume=RUN_DIR` continues that run from its last.ckpt with its own settings (a setting given
-    here that differs from the run's is a ConfigError)."""
+    here that differs from the run's is a ConfigError). `from_run=RUN_DIR` starts from that run's
+    model and weights (from_run.py); the model is the run's, so leave `model` out (None)."""
     given = {**(config.to_dict() if config else {}), **overrides}
-    config = _resume_config(Path(resume), given) if resume is not None else TrainConfig.from_overrides(**given)
-    run_dir = Path(resume or config.out or default_run_dir(config, model_spec(config.model)["name"]))
+    if resume is None:
+        config = TrainConfig.from_overrides(**given_model(given))
+    else:
+        config = _resume_config(Path(resume), given)
+    run_dir = Path(resume or config.out or default_run_dir(config, _model_name(config)))
     with one_writer(run_dir), _deterministic(config.deterministic):   # one konbu process per run directory
         if resume is not None:
             for folder in (run_dir, run_dir / FIGURES_DIR):
@@ -100,6 +106,11 @@ def _deterministic(on: bool):
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         torch.backends.cudnn.benchmark = was_benchmark
+
+
+def _model_name(config: TrainConfig) -> str:
+    """The model's name for the run directory: --from-run set `model` to its run's model's name already."""
+    return config.model if config.from_run else model_spec(config.model)["name"]
 
 
 def _report_again(run_dir: Path) -> Run:
@@ -156,11 +167,16 @@ def _resume_config(run_dir: Path, given: dict):
 def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> Run:
     device, precision, threads = setup_machine(config)
 
+    # With --from-run: that run's model, input and weights (a resume reads its own files instead)
+    start = None
+    if config.from_run:
+        start = resumed_start(run_dir) if resume else read_start(config.from_run)
+
     # Prepare the data: one load; train minus a seeded validation fraction; test is read at the end
-    train, val, test = prepare_data(config)
+    train, val, test = prepare_data(config, start)
 
     # Build the model, its optimizer, schedules and loss, and the judge of the best epoch
-    parts = build_parts(config, train, device, precision)
+    parts = build_parts(config, train, device, precision, start)
     monitor = _monitor(config, has_validation=val is not None)
     last_epoch = config.last_epoch(math.ceil(len(train) / config.batch_size))
 
@@ -179,7 +195,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
         previous = [r for r in read_metrics(run_dir) if r.get("epoch", 0) < progress.epoch]
         info = mark_resumed(run_dir, info, progress.step, progress.epoch, _stored(config))
     else:
-        info = create_run(run_dir, *_describe(config, parts, train, val, test, threads, device, precision),
+        info = create_run(run_dir, *_describe(config, parts, train, val, test, threads, device, precision, start),
                           parts.evaluated)
         progress, previous = EpochProgress.begin(1, new_order(), device), []
 
@@ -292,7 +308,7 @@ def _stored(config: TrainConfig) -> dict:
     return {key: value for key, value in config.to_dict().items() if key != "dataset"}
 
 
-def _describe(config: TrainConfig, parts, train, val, test, threads, device, precision):
+def _describe(config: TrainConfig, parts, train, val, test, threads, device, precision, start=None):
     """(run.json's first contents, model.json, preprocess.json) of a new run."""
     info = {
         "model": parts.spec["name"], "model_source": parts.spec["source"], "dataset": config.dataset,
@@ -303,13 +319,15 @@ def _describe(config: TrainConfig, parts, train, val, test, threads, device, pre
                  "dataset_source": train.info.source},
         "summary": summary(parts.model, train.image_shape, name=parts.spec["name"]).to_dict(),
     }
+    if parts.from_run:
+        info["from_run"] = parts.from_run
     if config.recipe:
         from .recipes import load_recipe
         info["recipe"] = config.recipe + (f" ({config.variant})" if config.variant else "")
         info["reported"] = load_recipe(config.recipe).reported_for(config.variant)
     model = {**parts.spec, "layers": parts.model.spec, "init": config.init, "input_shape": list(train.image_shape),
              "num_classes": train.num_classes}
-    mean, std = input_statistics(config, train)
+    mean, std = input_statistics(config, train, start)
     preprocess = {"image_shape": list(train.image_shape), "channels": train.image_shape[0], "mean": list(mean),
                   "std": list(std), "classes": list(train.classes), "ink": train.info.ink,
                   "ink_box": train.info.ink_box, "polarity": "light-on-dark" if train.info.ink == "mnist" else "as-is"}

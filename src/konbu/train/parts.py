@@ -4,6 +4,8 @@
     train, val, test = prepare_data(config)                # one load; a seeded validation split
     parts = build_parts(config, train, device, precision)  # model, optimizer, schedule, loss, ...
 
+With --from-run, `start` (from_run.Start) brings the data to that run's input and the model from it.
+
 The learning-rate finder (lr_find.py) prepares the same way, so a sweep and a run agree on the data,
 the model and the device.
 """
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data import dataset_options, load_data, validation_split
+from ..data import dataset_options, fit_to_shape, load_data, validation_split
 from ..device import pick_device, resolve_precision, set_threads
 from ..errors import ConfigError
 from ..models import build_model, model_spec
@@ -38,10 +40,12 @@ def setup_machine(config: TrainConfig):
     return device, precision, threads
 
 
-def prepare_data(config: TrainConfig):
+def prepare_data(config: TrainConfig, start=None):
     """(train, validation or None, test) from one load of the dataset: train minus a seeded
-    validation fraction; test is only read at the end."""
-    full_train, test = load_data(config.dataset, **dataset_options(config.to_dict()))
+    validation fraction; test is only read at the end. With a --from-run `start`, brought to its input."""
+    full_train, test = load_data(config.dataset, **_data_options(config, start))
+    if start is not None:
+        full_train, test = fit_to_shape(full_train, test, start.image_shape)
     if config.val_fraction > 0:
         train, val = validation_split(full_train, config.val_fraction, config.seed)
     else:
@@ -49,10 +53,26 @@ def prepare_data(config: TrainConfig):
     return train, val, test
 
 
-def input_statistics(config: TrainConfig, train) -> tuple[tuple, tuple]:
+def _data_options(config: TrainConfig, start) -> dict:
+    """load_data's options; with --from-run a square input is loaded at its side as --image-size would
+    (so the ink box scales too), and an --image-size of another side is a ConfigError."""
+    options = dataset_options(config.to_dict())
+    if start is None:
+        return options
+    height, width = start.image_shape[1:]
+    if config.image_size is not None and (config.image_size, config.image_size) != (height, width):
+        raise ConfigError(f"--image-size {config.image_size} and --from-run {config.from_run} disagree: that run's "
+                          f"model takes {height}x{width} images; drop --image-size")
+    return {**options, "image_size": height} if height == width else options
+
+
+def input_statistics(config: TrainConfig, train, start=None) -> tuple[tuple, tuple]:
     """(mean, std) per channel the model's input is normalised with, what preprocess.json records:
     the train split's own (inputs ~ N(0, 1)), or with --normalize unit 0 and 1: pixels / 255, what
-    the TF and Keras tutorials fed. The Datasets themselves are never changed."""
+    the TF and Keras tutorials fed. The Datasets themselves are never changed. With --from-run, the
+    source run's: its weights were learned on inputs scaled that way."""
+    if start is not None:
+        return start.mean, start.std
     if config.normalize == "unit":
         channels = train.image_shape[0]
         return (0.0,) * channels, (1.0,) * channels
@@ -79,6 +99,7 @@ class Parts:
     loss: BatchLoss
     settings: StepSettings
     augment_policy: str | None            # the policy `auto` resolved to, for run.json
+    from_run: dict | None = None          # run.json's "from_run": {"path", "name", "dataset", "head"}
     dropout: DropoutSchedule | None = None
     ema: EMA | None = None
     guard: DivergenceGuard | None = None
@@ -90,14 +111,26 @@ class Parts:
         return self.ema.module if self.ema else self.model
 
 
-def build_parts(config: TrainConfig, train, device, precision) -> Parts:
+def _model(config: TrainConfig, train, start):
+    """(spec, model, run.json's "from_run" or None): the model `config` names, freshly initialised, or
+    the --from-run run's with its weights (start.state; None on resume, where last.ckpt has them)."""
+    if start is None:
+        spec = model_spec(config.model)
+        return spec, build_model(spec, train.image_shape, train.num_classes, config.init), None
+    model = build_model(start.spec, train.image_shape, train.num_classes, config.init)
+    if start.state is None:
+        return start.spec, model, None
+    from .from_run import load_weights
+    return start.spec, model, {**start.record, "head": load_weights(model, start)}
+
+
+def build_parts(config: TrainConfig, train, device, precision, start=None) -> Parts:
     """The model on the device, its optimizer, schedules, EMA, guard, loss (weights, smoothing,
-    augmentation, normalisation) and step settings, as `config` says."""
+    augmentation, normalisation) and step settings, as `config` says (and `start`, with --from-run)."""
     num_classes = train.num_classes
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = config.total_steps(steps_per_epoch)
-    spec = model_spec(config.model)
-    model = build_model(spec, train.image_shape, num_classes, config.init)
+    spec, model, from_run = _model(config, train, start)
     channels_last = config.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     first_rate = piecewise_base_lr(config.lr_schedule)
@@ -119,12 +152,12 @@ def build_parts(config: TrainConfig, train, device, precision) -> Parts:
     if policy is not None:
         from .augment import make_augment
         augment = make_augment(policy, train.info)
-    mean, std = input_statistics(config, train)
+    mean, std = input_statistics(config, train, start)
     loss = BatchLoss(torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
                      torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1), num_classes, device,
                      precision, channels_last, augment, class_weights, config.label_smoothing)
     return Parts(spec, model, optimizer, schedule, loss,
                  StepSettings(config.batch_size, total_steps, config.clip_grad, config.checkpoint_every),
-                 policy, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
+                 policy, from_run=from_run, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
                  guard=DivergenceGuard(config.guard, num_classes) if config.guard else None,
                  sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None)
