@@ -320,3 +320,11 @@ def test_page_and_assets_come_from_the_package(client):
     assert client.get("/static/vendor/uPlot.iife.min.js").status_code == 200
     assert client.get("/static/../serve/app.py").status_code == 404
     assert "/api/runs/{run}/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_docs_page_loads_swagger_from_the_package(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/static/vendor/swagger-ui-bundle.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text                # offline: no CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/static/vendor/{asset}").status_code == 200
