@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 import pytest
 from PIL import Image, ImageDraw
+from playwright import sync_api as playwright_api   # the test extra installs it: a missing one must fail, not skip
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 KANA = ("あ", "い", "う", "え", "お", "か", "き", "く", "け", "こ")   # the kana run's classes (conftest.py)
