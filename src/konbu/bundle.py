@@ -18,6 +18,7 @@ def readme(record: dict, format: str) -> str:
                  "outputs `probabilities` [N, K] and `logits` [N, K] |" if onnx else
                  f"| `model.pt` | the network with its input normalisation and calibration inside (TorchScript): "
                  f"uint8 [N, {channels}, {height}, {width}] in, (probabilities, logits) [N, K] out |")
+    web_row = "| `web/` | a page that runs the model in a browser, its runtime included (see below) |\n" if onnx else ""
     python = ('    import numpy as np, onnxruntime\n'
               '    session = onnxruntime.InferenceSession("model.onnx")\n'
               '    probabilities, logits = session.run(None, {"images": batch})   # batch: uint8 [N, C, H, W]\n'
@@ -41,7 +42,7 @@ A classifier trained with konbu ({run['model']} on {run['dataset']}{accuracy}), 
 | `pixels.py` | konbu's own image reading and MNIST-style ink normalisation (konbu/pixels.py, unchanged) |
 | `export.json` | the figures below and where the model came from, for programs |
 | `README.md` | this page |
-
+{web_row}
 ## Run it
 
     pip install {needs}
@@ -56,7 +57,7 @@ digit on paper is read as konbu reads it. From your own code, feed the model wha
 
 {python}
 {_calibration(record['temperature'])}
-
+{_web_page() if onnx else ''}
 ## Parity
 
 Checked at export on {parity['images']}:
@@ -69,6 +70,26 @@ probability: {parity['max_abs_diff']:.2g} (allowed {parity['tolerance']:g}); top
 - run: `{run['name']}` ({run['path']}), model {run['model']}, dataset {run['dataset']}
 - trained with konbu {run['trained_with'].get('konbu', '?')}, torch {run['trained_with'].get('torch', '?')}
 - exported {exported['time']} with konbu {exported['konbu']}, torch {exported['torch']}
+"""
+
+
+def _web_page() -> str:
+    """The ONNX bundle's web/ folder (konbu.bundle_web), for people."""
+    return """
+## In a browser
+
+`web/` is a page that runs `model.onnx` in the browser, with ONNX Runtime Web (WebAssembly, CPU, one
+thread) included in `web/ort/`: nothing is fetched from the internet and no picture leaves the
+machine. Draw on its canvas or open an image: it is prepared exactly as predict.py prepares it
+(`web/pixels.js` is pixels.py in JavaScript, to the byte) and the top 3 classes are shown. Browsers
+refuse to run it from a file, so serve this folder (the page reads `model.onnx`, `preprocess.json`
+and `classes.json` from it) and open the page:
+
+    python -m http.server --bind 127.0.0.1 8000     # in this folder; from elsewhere add -d FOLDER
+    # then open http://127.0.0.1:8000/web/
+
+To put it on a website, publish the whole folder. A page script can call `konbuPredict(imageUrlOrBlob)`
+for the probabilities, in the order of classes.json.
 """
 
 

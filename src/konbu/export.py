@@ -15,6 +15,7 @@ The bundle (`--format onnx`; the ONNX pieces are the optional extra `konbu[onnx]
     pixels.py         konbu.pixels copied verbatim: image modes + MNIST-style ink normalisation
     export.json       the parity figures and where the model came from, for programs
     README.md         the same for people: the files, how to run predict.py, the figures
+    web/              a page running model.onnx in a browser, ONNX Runtime Web included (konbu.bundle_web)
 
 `--format torchscript` writes model.pt (torch.jit.trace of the same module) instead of model.onnx;
 its predict.py then needs torch instead of onnxruntime. PyTorch deprecates TorchScript in favour
@@ -47,6 +48,7 @@ import torch
 
 from . import atomic, pixels
 from .bundle import PREDICT_PY, readme
+from .bundle_web import write_web_page
 from .errors import ConfigError, KonbuError, ShapeError
 from .inference import normalise
 from .runs import Run
@@ -249,7 +251,8 @@ def export(run_or_path, out=None, format: str = "onnx", images=None) -> dict:
     """Write the bundle of a run (a Run or its directory) to `out` (default RUN/export-FORMAT) and
     check it against konbu; returns the figures:
 
-        {"format", "out", "files": [names], "images": "the first 256 test images of mnist-sample",
+        {"format", "out", "files": [names], "page": "web/index.html" (onnx only),
+         "images": "the first 256 test images of mnist-sample",
          "n", "max_abs_diff", "top1_agree", "top1_ties", "tolerance", "temperature", "seconds", ...}
 
     `images`: uint8 [N, C, H, W] to compare on, instead of the run's test split or random images.
@@ -289,7 +292,9 @@ def _write_bundle(run: Run, folder: Path, format: str, images: torch.Tensor, des
     record = _record(run, format, figures, described)
     atomic.write_json(folder / BUNDLE_FILE, record)
     atomic.write_text(folder / "README.md", readme(record, format))
-    return {**figures, "files": sorted(path.name for path in folder.iterdir())}
+    page = {"page": write_web_page(folder)} if format == "onnx" else {}   # web/: model.onnx in a browser
+    # "files": the top-level files (the CLI lists their sizes); the page's folder is under "page"
+    return {**figures, **page, "files": sorted(path.name for path in folder.iterdir() if path.is_file())}
 
 
 def _record(run: Run, format: str, figures: dict, described: str) -> dict:

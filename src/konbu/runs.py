@@ -91,9 +91,17 @@ def save_weights(path, model) -> Path:
 
 def save_initial_filters(path, model) -> Path | None:
     """The conv layers' kernels as initialised, before any step (small: 52k numbers for deep-mnist);
-    None for a model without a conv layer. The before/after pair shows what training learned."""
+    None for a model without a conv layer. The before/after pair shows what training learned. Of a
+    pretrained backbone only the first conv is kept, the one the filters figure draws: all of a
+    ResNet-50's would be 94 MB kept twice."""
+    from .models.backbones import Backbone
+
+    inside = {id(m) for backbone in model.modules() if isinstance(backbone, Backbone)
+              for m in list(backbone.modules())[1:] if isinstance(m, torch.nn.Conv2d)}
+    first = [m for m in model.modules() if id(m) in inside][:1]
     state = {f"{name}.weight": module.weight.detach().cpu().contiguous()
-             for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)}
+             for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)
+             and (id(module) not in inside or module in first)}
     return atomic.write_bytes(path, save(state)) if state else None
 
 
@@ -392,9 +400,8 @@ class Run:
 
         options = dataset_options({**saved_config(self.info), **({"data_dir": str(data_dir)} if data_dir else {})})
         train, test = load_data(self.info["dataset"], **options)
-        if not self.info.get("from_run"):
-            return train, test
-        # a run started --from-run another took that run's input (size, channels): its data is brought to it again
+        # a run started --from-run another, or from a pretrained backbone, took that model's input (size,
+        # channels): its data is brought to it again (unchanged when it fits already)
         return fit_to_shape(train, test, self.preprocess["image_shape"])
 
     def dataset(self, split: str = "test", data_dir=None):

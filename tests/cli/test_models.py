@@ -7,7 +7,7 @@ name, and the summary built for the input `konbu.models.default_input` chooses.
 import json
 
 from konbu.cli.testing import invoke as konbu
-from konbu.models import build_model, default_input, get_model_entry, list_models, summary
+from konbu.models import BACKBONES, build_model, default_input, get_model_entry, list_models, summary
 
 
 def table_rows(output):
@@ -31,8 +31,13 @@ def test_models_shows_each_description_and_source_beside_its_name():
     result = konbu("models")
     assert result.exit_code == 0, result.output
     assert "description" in result.output
-    rows = table_rows(result.output)
+    zoo, backbones = result.output.split("pretrained backbones")
+    rows = table_rows(zoo)
     assert list(rows) == list_models()
+    listed = [line.split("│")[1].strip() for line in backbones.splitlines()
+              if line.startswith("│") and line.split("│")[1].strip()]
+    assert listed == [f"pretrained:{name}" for name in BACKBONES]
+    assert "│ pretrained:resnet18 " in backbones and "│ 5 " in backbones   # its five blocks
     for name, (_, shape, params, about) in rows.items():
         entry = get_model_entry(name)
         assert entry.description, name          # every seed says what it is

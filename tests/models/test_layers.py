@@ -11,8 +11,8 @@ from konbu.models import LAYER_TYPES, LayerType, build_model, register_layer_typ
 
 
 def test_one_entry_per_type_with_everything_about_it():
-    assert list(LAYER_TYPES) == ["conv2d", "maxpool2d", "avgpool2d", "flatten", "dense", "dropout",
-                                 "batchnorm", "activation"]
+    assert list(LAYER_TYPES) == ["conv2d", "maxpool2d", "avgpool2d", "flatten", "global_avgpool2d", "dense",
+                                 "dropout", "batchnorm", "activation", "backbone"]
     for kind, layer_type in LAYER_TYPES.items():
         assert isinstance(layer_type, LayerType) and layer_type.name == kind
         assert layer_type.required <= layer_type.fields
@@ -47,3 +47,12 @@ def test_one_registration_adds_a_usable_layer_type():
             build_model([{"type": "scale"}, {"type": "flatten"}, {"type": "dense", "units": 3}], (1, 8, 8), 3)
     finally:
         del LAYER_TYPES["scale"]   # the registry is global: leave it as the other tests expect
+
+
+def test_global_average_pooling_starts_the_head_like_flatten():
+    net = build_model([{"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "global_avgpool2d"},
+                       {"type": "dense", "units": "classes"}], (1, 28, 28), 10)
+    assert [layer.part for layer in net.layers] == ["features", "head", "head"]
+    assert summary(net, (1, 28, 28)).rows[1].output_shape == [None, 8]
+    with pytest.raises(ModelSpecError, match="before `flatten`"):
+        build_model([{"type": "flatten"}, {"type": "global_avgpool2d"}, {"type": "dense", "units": 3}], (1, 8, 8), 3)

@@ -29,7 +29,22 @@ def list_zoo():
             about = Text.assemble(entry.description, "\n", about)
         table.add_row(name, "×".join(map(str, input_shape)), f"{params:,}", about)
     console.print(table)
+    backbones = Table(title="pretrained backbones (--model pretrained:NAME; ImageNet weights from torchvision)")
+    for column in ("name", "blocks", "about"):
+        backbones.add_column(column)
+    for name, entry in models.BACKBONES.items():
+        backbones.add_row(models.PRETRAINED + name, str(len(entry.blocks(_meta_trunk(name)))), Text(entry.description))
+    console.print(backbones)
     console.print("Train one: konbu train --model NAME; see its layers: konbu summary NAME", highlight=False)
+
+
+def _meta_trunk(name):
+    """A backbone built on the meta device: its blocks counted without memory or init time."""
+    import torch
+
+    from ..models.backbones import build_backbone
+    with torch.device("meta"):
+        return build_backbone(name)
 
 
 @command()
@@ -38,7 +53,10 @@ def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json lay
             data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
             image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the dataset's images"),
             classes: Optional[str] = typer.Option(None, help="a subset of the dataset's classes"),
-            init: str = typer.Option("default", help="weight init: default, tf, zeros")):
+            init: str = typer.Option("default", help="weight init: default, tf, zeros"),
+            fine_tune: bool = typer.Option(False, "--fine-tune", help="pretrained:NAME: trainable and frozen "
+                                                                      "parameters in each stage"),
+            unfreeze: str = typer.Option("all", help="--fine-tune: top:K blocks, or all, train in stage 2")):
     """Print a Keras-style summary: layers, output shapes, params and mult-adds."""
     from .. import data, models   # imported here: `konbu --help` must not load torch
 
@@ -51,3 +69,19 @@ def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json lay
     result = models.summary(net, input_shape)
     console.print(result.table())
     console.print(result.totals_text(), highlight=False)
+    if fine_tune:
+        from ..errors import ConfigError
+        from ..train.config import TrainConfig
+        from ..train.fine_tune import make_stages
+
+        if not models.is_pretrained(model):
+            raise ConfigError("--fine-tune: a pretrained backbone has stages; pass pretrained:NAME")
+        config = TrainConfig.from_overrides(model=model, fine_tune=True, unfreeze=unfreeze, epochs=2)
+        for stage in make_stages(config, net).describe(net, last_epoch=None):
+            console.print(f" Stage {stage['stage']} (backbone {stage['backbone']}): {stage['trainable']:,} trainable, "
+                          f"{stage['frozen']:,} frozen", highlight=False)
+            console.print(f"   frozen: {', '.join(stage['frozen_blocks']) or 'none'}; trained: "
+                          f"{', '.join(stage['trained_blocks'] + ['the head'])}", highlight=False)
+        console.print(" Blocks run from the input (bottom) to the output (top): top:K trains the K nearest the "
+                      "output, whose features are the most specific to ImageNet; the frozen ones keep their "
+                      "pretrained weights and BatchNorm statistics.", highlight=False)

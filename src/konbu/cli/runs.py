@@ -54,10 +54,30 @@ def evaluate(run: Path = typer.Argument(..., help="a run directory"),
     console.print(f"confusion matrix: {metrics['confusion_figure']}", highlight=False)
 
 
+def _predict_pretrained(model, images, top, weights, show_input, reject_below) -> list:
+    from ..errors import ConfigError
+    from ..models import is_pretrained
+    from ..models.imagenet import classify
+
+    if not is_pretrained(model):
+        raise ConfigError(f"--model {model}: predict without a run takes pretrained:NAME (konbu models lists "
+                          "them); a model you trained is used through its run directory: konbu predict RUN IMAGE")
+    if show_input is not None or reject_below is not None:
+        raise ConfigError("--show-input and --reject-below need a run (its training images and calibration); "
+                          "leave them out with --model")
+    return classify(model, images, top=top, weights_file=weights)
+
+
 @command()
-def predict(run: Path = typer.Argument(..., help="a run directory"),
-            images: List[Path] = typer.Argument(..., help="image files (PNG, JPEG, BMP, GIF, TIFF, WebP)"),
-            top: int = typer.Option(3, help="how many classes to show"),
+def predict(paths: List[Path] = typer.Argument(..., metavar="[RUN] IMAGES...",
+                                              help="a run directory, then image files (PNG, JPEG, BMP, GIF, "
+                                                   "TIFF, WebP); with --model, image files only"),
+            model: Optional[str] = typer.Option(None, help="pretrained:NAME: classify with the published "
+                                                           "ImageNet classifier (top-5 of 1,000 classes), no run"),
+            top: Optional[int] = typer.Option(None, help="how many classes to show (default: 3; 5 with --model)"),
+            weights: Optional[Path] = typer.Option(None, help="--model: the whole classifier's weights from this "
+                                                              ".safetensors or .pth file (default: torchvision's, "
+                                                              "downloaded once)"),
             as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per image"),
             show_input: Optional[Path] = typer.Option(None, "--show-input",
                                                       help="save what the model saw beside training examples"),
@@ -66,11 +86,20 @@ def predict(run: Path = typer.Argument(..., help="a run directory"),
                 help="answer 'unknown' (JSON label null) when the top probability is below P, e.g. 0.6")):
     """Classify your own images: top-K classes with calibrated percentages; exit code 1 when an
     image could not be read (each one says why; the others are answered)."""
+    from ..errors import ConfigError
     from ..predict import describe, predict_files
     from ..runs import Run
 
-    loaded = Run.load(run)
-    results = predict_files(loaded, images, top=top, show_input=show_input, reject_below=reject_below)
+    if model is not None:
+        results = _predict_pretrained(model, paths, top, weights, show_input, reject_below)
+    else:
+        if len(paths) < 2:
+            raise ConfigError("konbu predict RUN IMAGE...: give a run directory and at least one image (or "
+                              "--model pretrained:NAME IMAGE... to use an ImageNet classifier without a run)")
+        if weights is not None:
+            raise ConfigError("--weights goes with --model pretrained:NAME; a run has its own weights")
+        results = predict_files(Run.load(paths[0]), paths[1:], top=3 if top is None else top, show_input=show_input,
+                                reject_below=reject_below)
     if as_json:
         print(json.dumps(results))
     else:

@@ -5,6 +5,7 @@
     konbu train --lr-schedule "0:1e-3,1000:1e-4,3000:1e-5" --dropout-schedule "0:0.0,3000:0.5" --model deep-mnist
     konbu train --resume runs/deep-mnist-...             continue exactly where it stopped
     konbu train --from-run runs/chollet-mnist-... --dataset kmnist    transfer a run's weights to new data
+    konbu train --model pretrained:resnet18 --dataset cifar10 --image-size 64 --fine-tune --epochs 6
     konbu lr-find --model deep-mnist --out lr_find.png
 """
 
@@ -32,7 +33,8 @@ def _default(name: str) -> str:
 
 @command()
 def train(
-    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models) or a .yaml/.json layer spec "
+    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models), pretrained:NAME (an ImageNet "
+                                                   f"backbone with a new head) or a .yaml/.json layer spec "
                                                    f"{_default('model')}"),
     dataset: Optional[str] = typer.Option(None, help=f"dataset name (konbu datasets) {_default('dataset')}"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
@@ -47,6 +49,20 @@ def train(
                                             help="start from this run's model and weights (transfer learning); "
                                                  "the data is brought to its input size and channels, the head "
                                                  "replaced when the class count differs"),
+    weights: Optional[Path] = typer.Option(None, help="pretrained:NAME: the backbone's weights from this "
+                                                      ".safetensors or .pth state dict (default: torchvision's "
+                                                      "published ImageNet weights, downloaded once)"),
+    fine_tune: Optional[bool] = typer.Option(None, "--fine-tune/--no-fine-tune",
+                                             help="pretrained:NAME: train the head on a frozen backbone for "
+                                                  "--freeze-epochs, then unfreeze it (--unfreeze)"),
+    freeze_epochs: Optional[int] = typer.Option(None, "--freeze-epochs",
+                                                help=f"--fine-tune: the first epochs, of --epochs, with the "
+                                                     f"backbone frozen {_default('freeze_epochs')}"),
+    unfreeze: Optional[str] = typer.Option(None, help=f"--fine-tune: top:K blocks of the backbone, or all, train "
+                                                      f"after the frozen epochs {_default('unfreeze')}"),
+    backbone_lr_ratio: Optional[float] = typer.Option(None, "--backbone-lr-ratio",
+                                                      help=f"the backbone's learning rate as a fraction of the "
+                                                           f"head's {_default('backbone_lr_ratio')}"),
     resume: Optional[Path] = typer.Option(None, help="continue this run directory from its last.ckpt"),
     epochs: Optional[int] = typer.Option(None, help=f"passes over the training set {_default('epochs')}"),
     steps: Optional[int] = typer.Option(None, help="stop after this many batches (overrides --epochs)"),

@@ -52,6 +52,7 @@ class RemoteFile:
     name: str                 # file name on disk, and the last part of its URL
     md5: str | None = None    # published md5 (torchvision's resources, the authors' md5sums)
     size: int | None = None   # bytes, where published; checked when no md5 is
+    sha256: str | None = None # the start of the sha256 hex digest (torchvision's weights name it in the file name)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def download(url: str, target: Path, file: RemoteFile) -> Path:
     """Download `url` to `target` through `target.part`; rename only once size and md5 check out."""
     part = target.with_name(target.name + ".part")
     digest = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
     received = 0
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +149,8 @@ def download(url: str, target: Path, file: RemoteFile) -> Path:
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
                 digest.update(chunk)
+                if file.sha256 is not None:
+                    sha256.update(chunk)
                 received += len(chunk)
                 if show and expected:
                     print(f"\rdownloading {file.name}: {received / expected:4.0%}", end="", file=sys.stderr)
@@ -160,6 +164,9 @@ def download(url: str, target: Path, file: RemoteFile) -> Path:
             raise DownloadError(f"got {received:,} bytes, expected {file.size:,}")
         if file.md5 is not None and digest.hexdigest() != file.md5:
             raise DownloadError(f"md5 {digest.hexdigest()} does not match the published {file.md5}")
+        if file.sha256 is not None and not sha256.hexdigest().startswith(file.sha256):
+            raise DownloadError(f"sha256 {sha256.hexdigest()[:16]}... does not begin with the published "
+                                f"{file.sha256}")
         os.replace(part, target)
         return target
     except DownloadError:
@@ -177,8 +184,9 @@ def download(url: str, target: Path, file: RemoteFile) -> Path:
         raise
 
 
-def fetch(remote: Remote, data_dir=None, files=None, dataset: str | None = None) -> dict:
-    """Paths of `files` (default: all of remote's), downloading the missing ones. {name: Path}."""
+def fetch(remote: Remote, data_dir=None, files=None, dataset: str | None = None, advice: str | None = None) -> dict:
+    """Paths of `files` (default: all of remote's), downloading the missing ones. {name: Path}.
+    `advice` replaces the error's "(or pass --data-dir DIR ...)" for files that are not a dataset's."""
     folder = data_folder(remote, data_dir)
     wanted = [f for f in remote.files if files is None or f.name in files]
     paths, failures, unreachable = {}, {}, set()
@@ -204,16 +212,17 @@ def fetch(remote: Remote, data_dir=None, files=None, dataset: str | None = None)
         else:
             failures[file] = errors
     if failures:
-        raise MissingDataError(missing_message(dataset or remote.folder, folder, failures))
+        raise MissingDataError(missing_message(dataset or remote.folder, folder, failures, advice))
     return paths
 
 
-def missing_message(dataset: str, folder: Path, failures: dict) -> str:
+def missing_message(dataset: str, folder: Path, failures: dict, advice: str | None = None) -> str:
     names = ", ".join(file.name for file in failures)
     tried = "; ".join(error for errors in failures.values() for error in errors)
+    advice = advice or "or pass --data-dir DIR for a folder that has them"
     return (f"{dataset}: missing {names} in {folder}, and the download failed ({tried}). "
-            f"Download the file(s) yourself and put them in {folder} (or pass --data-dir DIR for a folder "
-            "that has them); set KONBU_MIRROR=URL to download from a mirror of your own.")
+            f"Download the file(s) yourself and put them in {folder} ({advice}); set KONBU_MIRROR=URL to "
+            "download from a mirror of your own.")
 
 
 def one_line(error: BaseException) -> str:

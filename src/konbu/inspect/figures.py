@@ -103,6 +103,7 @@ def plot_curves(records, path) -> Path:
         ax.margins(y=0.08)      # keep end-of-range markers clear of the frame
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if drawn:
+            _stage_line(ax, records)
             ax.legend(fontsize=8, loc="best")
             _epoch_axis(ax, records)
         else:
@@ -117,6 +118,14 @@ def plot_curves(records, path) -> Path:
     accuracy_ax.set_ylim(top=1.0 + 0.02)
     loss_ax.set_ylim(bottom=0)
     return save_figure(figure, path)
+
+
+def _stage_line(ax, records):
+    """--fine-tune: a dashed line where the backbone was unfrozen (epoch records carry their stage)."""
+    epochs = [r for r in records if r.get("kind") == "epoch" and isinstance(r.get("step"), (int, float))]
+    frozen = [r["step"] for r in epochs if r.get("stage") == 1]
+    if frozen and any(r.get("stage") == 2 for r in epochs):
+        ax.axvline(max(frozen), color="0.35", linestyle="--", linewidth=1, label="backbone unfrozen")
 
 
 # ----------------------------------------------------------------------------- confusion matrix

@@ -35,8 +35,15 @@ MAX_UNITS = 64             # class-weight images of a hidden dense layer's units
 
 
 def conv_layers(model: nn.Module) -> list:
-    """[(name, Conv2d module)] in model order, named as in `konbu summary`."""
-    return [(name, module) for name, module, _ in named_modules(model) if isinstance(module, nn.Conv2d)]
+    """[(name, Conv2d module)] in model order, named as in `konbu summary`; the convs inside a
+    pretrained backbone by their path in it (backbone.conv1, backbone.layer1.0.conv1)."""
+    found = []
+    for name, module, _ in named_modules(model):
+        if isinstance(module, nn.Conv2d):
+            found.append((name, module))
+        elif list(module.children()):   # a layer that is a whole network (a backbone)
+            found += [(f"{name}.{inner}", sub) for inner, sub in module.named_modules() if isinstance(sub, nn.Conv2d)]
+    return found
 
 
 def _conv_layer(model, layer):

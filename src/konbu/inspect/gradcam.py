@@ -28,9 +28,10 @@ from .fonts import display_label, label_font
 
 
 def cam_module(model, layer):
-    """(name, module) whose output Grad-CAM reads: the conv layer's activation if it has one."""
+    """(name, module) whose output Grad-CAM reads: the conv layer's activation if it has one; a
+    pretrained backbone's last feature map (Grad-CAM's usual layer for such networks)."""
     if hasattr(model, "layers") and hasattr(model, "module_named"):
-        convs = [spec_layer for spec_layer in model.layers if spec_layer.type == "Conv2D"]
+        convs = [spec_layer for spec_layer in model.layers if spec_layer.type in ("Conv2D", "Functional")]
         names = [spec_layer.name for spec_layer in convs]
         chosen = convs[-1] if layer is None and convs else next((c for c in convs if c.name == layer), None)
         if chosen is not None:

@@ -198,7 +198,23 @@ def _model_summary(run) -> str:
     if isinstance(summary.get("total_mult_adds"), int):
         totals.append(f"Total mult-adds: {format_mult_adds(summary['total_mult_adds'])}")
     parts += [f'<p class="totals">{escape(line)}</p>' for line in totals]
-    return "".join(parts)
+    return "".join(parts) + _stages(run)
+
+
+def _stages(run) -> str:
+    """--fine-tune: each stage's epochs, what trained, trainable vs frozen parameters."""
+    fine_tune = run.get("fine_tune")
+    if not isinstance(fine_tune, dict) or not isinstance(fine_tune.get("stages"), list):
+        return ""
+    rows = [[str(stage.get("stage")), "–".join(str(e) for e in stage.get("epochs", [])), str(stage.get("backbone")),
+             ", ".join(map(str, stage.get("frozen_blocks") or [])) or "none",
+             format_number(stage.get("trainable")), format_number(stage.get("frozen"))]
+            for stage in fine_tune["stages"] if isinstance(stage, dict)]
+    note = (f'<p class="note">Fine-tuned in two stages: the backbone frozen for {escape(str(fine_tune.get("freeze_epochs")))} '
+            f'epoch(s), then {escape(str(fine_tune.get("unfreeze")))} of it unfrozen at '
+            f'{escape(str(fine_tune.get("backbone_lr_ratio")))} times the head\'s learning rate.</p>')
+    return note + table(["Stage", "Epochs", "Backbone", "Frozen blocks (input side first)", "Trainable params",
+                         "Frozen params"], rows, numeric={4, 5})
 
 
 def _caption(path: Path) -> str:
@@ -288,7 +304,7 @@ def _calibration(figures, calibration, evaluation) -> str:
 
 
 EPOCH_COLUMNS = (
-    ("epoch", "epoch"), ("train_loss", "train loss"), ("train_accuracy", "train accuracy"),
+    ("epoch", "epoch"), ("stage", "stage"), ("train_loss", "train loss"), ("train_accuracy", "train accuracy"),
     ("val_loss", "val loss"), ("val_accuracy", "val accuracy"), ("seconds", "seconds"),
     ("images_per_second", "images/s"),
 )

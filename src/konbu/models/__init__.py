@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ModelSpecError
 from . import zoo  # noqa: F401  (importing registers the seed architectures)
+from .backbones import BACKBONES, PREFIX as PRETRAINED, is_pretrained, pretrained_spec, register_backbone
 from ._registry import DEFAULT_INPUT_SHAPE, DEFAULT_NUM_CLASSES, get_model_entry, list_models, register_model
 from .layers import INITS, LAYER_TYPES, LayerType, register_layer_type
 from .net import Layer, Net, build_net
@@ -53,20 +54,27 @@ def load_spec_file(path) -> dict:
 
 
 def model_spec(model: str) -> dict:
-    """{"name", "layers", "source"} for a zoo name or a spec file path."""
+    """{"name", "layers", "source"} for a zoo name, `pretrained:NAME` or a spec file path."""
     if is_spec_path(model):
         return load_spec_file(model)
+    if is_pretrained(model):
+        return pretrained_spec(model)
     entry = get_model_entry(model)
     return {"name": entry.name, "layers": [dict(layer) for layer in entry.layers], "source": entry.source}
 
 
 def default_input(model, image_shape=None, num_classes=None) -> tuple:
     """(input_shape, num_classes) to build `model` for: a dataset's image shape and class count
-    where given, else a zoo entry's own, else MNIST's (1, 28, 28) and 10 for a spec file, a spec
-    dict or a layer list (a spec does not say what data it was written for)."""
+    where given, else a zoo entry's own (a pretrained backbone's: its published input size and
+    classes), else MNIST's (1, 28, 28) and 10 for a spec file, a spec dict or a layer list (a spec
+    does not say what data it was written for)."""
     if image_shape is None or num_classes is None:
         if isinstance(model, (list, tuple, dict)) or is_spec_path(model):
             own_shape, own_classes = DEFAULT_INPUT_SHAPE, DEFAULT_NUM_CLASSES
+        elif is_pretrained(model):
+            from .weights import published
+            info = published(model.removeprefix(PRETRAINED))
+            own_shape, own_classes = (3, info.crop_size, info.crop_size), len(info.categories)
         else:
             entry = get_model_entry(str(model))
             own_shape, own_classes = entry.input_shape, entry.num_classes
@@ -89,6 +97,6 @@ def build_model(model, input_shape=DEFAULT_INPUT_SHAPE, num_classes: int = DEFAU
     return net
 
 
-__all__ = ["build_model", "default_input", "model_spec", "list_models", "get_model_entry", "register_model",
+__all__ = ["build_model", "pretrained_spec", "is_pretrained", "register_backbone", "BACKBONES", "PRETRAINED", "default_input", "model_spec", "list_models", "get_model_entry", "register_model",
            "summary", "Summary", "Net", "Layer", "INITS", "LAYER_TYPES", "LayerType", "register_layer_type",
            "DEFAULT_INPUT_SHAPE", "DEFAULT_NUM_CLASSES", "is_spec_path", "load_spec_file"]

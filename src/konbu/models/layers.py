@@ -211,6 +211,17 @@ def build_flatten(entry, shape, layer):
     return nn.Flatten(), (math.prod(shape),)
 
 
+@register_layer_type("global_avgpool2d", "global_average_pooling2d", "GlobalAveragePooling2D")
+def build_global_avgpool2d(entry, shape, layer):
+    """The mean of each feature map: (C, H, W) -> (C,). Like `flatten`, the head starts here."""
+    _spatial(shape, layer)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), (shape[0],)
+
+
+# the layer types after which features are flat: the first of them starts a Net's head
+HEAD_STARTS = ("flatten", "global_avgpool2d")
+
+
 @register_layer_type("dense", "dense", "Dense", fields={"units", "activation", "use_bias"}, required={"units"})
 def build_dense(entry, shape, layer):
     if len(shape) != 1:

@@ -1,6 +1,6 @@
 """Build a layer spec into a `Net`: an `nn.Sequential` of two parts, `features` and `head`.
 
-`features` holds everything before the first `flatten` (the conv part: feature maps index it),
+`features` holds everything before the first `flatten` or `global_avgpool2d` (the conv part: feature maps index it),
 `head` the rest (fine-tuning swaps it). Modules get Keras-like names (conv2d, conv2d_1,
 max_pooling2d, dense ...) so `konbu summary` reads like the tutorials' `model.summary()`; an
 activation written inside a layer entry becomes its own module named after its owner
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from ..errors import ModelSpecError
-from .layers import INITS, LAYER_TYPES, activation_module
+from .layers import HEAD_STARTS, INITS, LAYER_TYPES, activation_module
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def build_net(spec, input_shape, num_classes: int, init: str = "default") -> Net
         name = entry.get("name") or (base if count == 0 else f"{base}_{count}")
         if name in parts["features"] or name in parts["head"]:
             raise ModelSpecError(f"{_describe(index, entry)}: the name {name!r} is used twice")
-        if entry["type"] == "flatten":
+        if entry["type"] in HEAD_STARTS:
             part = "head"
         module, shape = layer_type.build(entry, shape, f"{_describe(index, entry)} {name!r}")
         parts[part][name] = module

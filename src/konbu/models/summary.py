@@ -122,7 +122,8 @@ def summary(model: nn.Module, input_shape=None, name=None) -> Summary:
         outputs[id(module)] = output
         mult_adds[id(module)] = _mult_adds(module, output)
 
-    handles = [m.register_forward_hook(hook) for _, _, modules in rows_of for m in modules]
+    # every module inside a row is hooked: a pretrained backbone is one row holding a whole network
+    handles = [m.register_forward_hook(hook) for _, _, modules in rows_of for top in modules for m in top.modules()]
     was_training = model.training
     model.eval()
     try:
@@ -139,11 +140,12 @@ def summary(model: nn.Module, input_shape=None, name=None) -> Summary:
     rows = []
     for row_name, row_type, modules in rows_of:
         # like Keras, a row counts BatchNorm's moving mean/variance too (non-trainable weights)
-        params = sum(p.numel() for m in modules for p in m.parameters(recurse=False)) + sum(
-            _running_stats(m) for m in modules)
+        inside = [m for top in modules for m in top.modules()]
+        params = sum(p.numel() for m in inside for p in m.parameters(recurse=False)) + sum(
+            _running_stats(m) for m in inside)
         last = outputs[id(modules[-1])]
         rows.append(SummaryRow(row_name, row_type, _keras_shape(last), params,
-                               sum(mult_adds[id(m)] for m in modules)))
+                               sum(mult_adds.get(id(m), 0) for m in inside)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     non_trainable = sum(p.numel() for p in model.parameters() if not p.requires_grad) + sum(
         _running_stats(m) for m in model.modules())

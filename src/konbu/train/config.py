@@ -36,6 +36,16 @@ class TrainConfig:
     variant: str | None = None     # for a recipe that compares variants (symmetry: zeros / tf): which one
     from_run: str | None = None    # start from this konbu run's model and weights (transfer: MNIST -> KMNIST);
                                    # the data is brought to its input, its head replaced if the classes differ
+    weights: str | None = None     # --model pretrained:NAME: a .safetensors or .pth state dict with the
+                                   # backbone's weights; None: torchvision's published ImageNet weights
+
+    # Fine-tuning a pretrained backbone (the Keras book's recipe): train the new head on a frozen
+    # backbone, then unfreeze its top blocks and train on with the backbone at a smaller rate
+    fine_tune: bool = False        # two stages in one run: frozen for --freeze-epochs, then unfrozen
+    freeze_epochs: int = 1         # stage 1's epochs, counted in --epochs (fastai's fine_tune default)
+    unfreeze: str = "all"          # stage 2 trains the top K blocks ("top:K") or "all" of the backbone
+    backbone_lr_ratio: float = 0.1 # the backbone's rate as a fraction of the head's: pretrained features
+                                   # need small steps (fastai's discriminative rates)
 
     # How long
     epochs: int = 40               # augmentation makes each epoch new: 40 x 3,600 images, ~17 s on 2 cores
@@ -151,12 +161,39 @@ class TrainConfig:
         _count("--seed", self.seed, 0, 2**32 - 1, why=" (numpy's generators take seeds below 2**32)")
         if self.from_run is not None and (not isinstance(self.from_run, str) or not self.from_run.strip()):
             raise ConfigError(f"--from-run takes a run directory `konbu train` wrote, got {self.from_run!r}")
+        self._check_pretrained()
+
+    def _check_pretrained(self):
+        """--weights and the fine-tuning flags: only with a pretrained backbone, and in range."""
+        pretrained = isinstance(self.model, str) and self.model.startswith("pretrained:")
+        if self.weights is not None and not pretrained:
+            raise ConfigError("--weights gives a pretrained backbone's weights; pass --model pretrained:NAME too "
+                              "(konbu models lists them)")
+        if self.fine_tune and not pretrained:
+            raise ConfigError("--fine-tune freezes and unfreezes a pretrained backbone; pass --model pretrained:NAME")
+        _count("--freeze-epochs", self.freeze_epochs, 1, MAX_EPOCHS, unit=" epoch")
+        if self.fine_tune and self.steps is None and self.freeze_epochs >= self.epochs:
+            raise ConfigError(f"--freeze-epochs {self.freeze_epochs} leaves no epoch of --epochs {self.epochs} to "
+                              "fine-tune in: stage 1 takes the first --freeze-epochs of --epochs")
+        unfreeze_blocks(self.unfreeze)
+        _number("--backbone-lr-ratio", self.backbone_lr_ratio, "is the backbone's learning rate as a fraction "
+                "of the head's, in (0, 1] (e.g. 0.1)", 0.0, 1.0, low_open=True)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
     def last_epoch(self, steps_per_epoch: int) -> int:
         return -(-self.steps // steps_per_epoch) if self.steps is not None else self.epochs
+
+
+def unfreeze_blocks(text) -> int | None:
+    """--unfreeze as a block count: "top:K" -> K, "all" -> None; a ConfigError for anything else."""
+    if text == "all":
+        return None
+    kind, _, count = str(text).partition(":")
+    if kind != "top" or not count.isdigit() or int(count) < 1:
+        raise ConfigError(f"--unfreeze takes top:K (the top K blocks of the backbone, K >= 1) or all, got {text!r}")
+    return int(count)
 
 
 # monitored metric -> "max" or "min" (which direction is better)

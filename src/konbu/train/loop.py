@@ -42,7 +42,7 @@ import torch
 from .. import __version__
 from ..atomic import one_writer, remove_leftovers
 from ..errors import ConfigError, RunDirectoryError, WriteError
-from ..models import model_spec, summary
+from ..models import is_pretrained, model_spec, summary
 from ..reporting import build_report
 from ..runs import (CHECKPOINT_DIR, FIGURES_DIR, METRICS_CSV, METRICS_FILE, PROGRESS_FILE, REPORT_FILE, RUN_FILE,
                     TENSORBOARD_DIR, WEIGHTS_FILE, Run, create_run, mark_interrupted, mark_resumed, read_info,
@@ -54,6 +54,7 @@ from .epoch import EpochProgress, ctrl_c_between_steps, epoch_order, epoch_recor
 from .events import Event, History, MetricsLog, ProgressFile
 from .finish import diverged_advice, early_stopping, finish_run
 from .from_run import given_model, read_start, resumed_start
+from .pretrained import pretrained_start
 from .logs import CsvLog, TensorBoardLog
 from .parts import build_parts, input_statistics, prepare_data, setup_machine
 from .stopping import Monitor
@@ -171,6 +172,8 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
     start = None
     if config.from_run:
         start = resumed_start(run_dir) if resume else read_start(config.from_run)
+    elif is_pretrained(config.model):   # a backbone's input and weights; a resume has them in its own files
+        start = resumed_start(run_dir) if resume else pretrained_start(config)
 
     # Prepare the data: one load; train minus a seeded validation fraction; test is read at the end
     train, val, test = prepare_data(config, start)
@@ -228,6 +231,8 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
     with ctrl_c_between_steps() as ctrl_c:
         try:
             for epoch in range(progress.epoch, last_epoch + 1):
+                if parts.stages is not None and parts.stages.enter(epoch):   # --fine-tune: freeze or unfreeze
+                    emit(Event("stage", parts.stages.describe(parts.model, last_epoch)[parts.stages.stage(epoch) - 1]))
                 stop = train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, images, labels,
                                        progress, parts.settings, emit, ema=parts.ema, guard=parts.guard,
                                        dropout=parts.dropout, checkpoint=checkpoint, ctrl_c=ctrl_c)
@@ -238,6 +243,8 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
                 batch_records = progress.batch_records()
                 record = epoch_record(progress, batch_records, validation,
                                       progress.seconds + time.perf_counter() - validated)
+                if parts.stages is not None:
+                    record["stage"] = parts.stages.stage(epoch)
                 diverged = stop is not None      # the epoch took the bad steps: it is recorded, never the best
                 with held(ctrl_c):               # closing the epoch is all or nothing: a Ctrl-C waits for its end
                     emit(Event("epoch", dict(record=record, batch_records=batch_records)))
@@ -321,6 +328,13 @@ def _describe(config: TrainConfig, parts, train, val, test, threads, device, pre
     }
     if parts.from_run:
         info["from_run"] = parts.from_run
+    elif start is not None and start.record:
+        info["pretrained"] = start.record
+    if parts.stages is not None:
+        info["fine_tune"] = {"freeze_epochs": config.freeze_epochs, "unfreeze": config.unfreeze,
+                             "backbone_lr_ratio": config.backbone_lr_ratio,
+                             "stages": parts.stages.describe(parts.model, config.last_epoch(
+                                 math.ceil(len(train) / config.batch_size)))}
     if config.recipe:
         from .recipes import load_recipe
         info["recipe"] = config.recipe + (f" ({config.variant})" if config.variant else "")
@@ -331,6 +345,9 @@ def _describe(config: TrainConfig, parts, train, val, test, threads, device, pre
     preprocess = {"image_shape": list(train.image_shape), "channels": train.image_shape[0], "mean": list(mean),
                   "std": list(std), "classes": list(train.classes), "ink": train.info.ink,
                   "ink_box": train.info.ink_box, "polarity": "light-on-dark" if train.info.ink == "mnist" else "as-is"}
+    if "pretrained" in info:   # the backbone's own metadata, for a photo's resize and crop
+        preprocess["backbone"] = {key: info["pretrained"][key] for key in
+                                  ("arch", "input_size", "resize_size", "interpolation")}
     return info, model, preprocess
 
 

@@ -4,7 +4,8 @@
     train, val, test = prepare_data(config)                # one load; a seeded validation split
     parts = build_parts(config, train, device, precision)  # model, optimizer, schedule, loss, ...
 
-With --from-run, `start` (from_run.Start) brings the data to that run's input and the model from it.
+With --from-run, `start` (from_run.Start) brings the data to that run's input and the model from it;
+with --model pretrained:NAME, it brings them from the backbone (pretrained.py).
 
 The learning-rate finder (lr_find.py) prepares the same way, so a sweep and a run agree on the data,
 the model and the device.
@@ -26,7 +27,8 @@ from .ema import EMA
 from .epoch import BatchLoss, StepSettings
 from .guard import DivergenceGuard
 from .optim import make_optimizer
-from .schedule import DropoutSchedule, make_schedule, piecewise_base_lr
+from .fine_tune import Stages, make_stages, param_groups
+from .schedule import DropoutSchedule, make_schedule, make_staged_schedule, piecewise_base_lr
 
 
 def setup_machine(config: TrainConfig):
@@ -104,6 +106,7 @@ class Parts:
     ema: EMA | None = None
     guard: DivergenceGuard | None = None
     sample_weights: torch.Tensor | None = None   # per training image, for balanced sampling
+    stages: Stages | None = None          # --fine-tune: what trains in which epoch
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -121,7 +124,8 @@ def _model(config: TrainConfig, train, start):
     if start.state is None:
         return start.spec, model, None
     from .from_run import load_weights
-    return start.spec, model, {**start.record, "head": load_weights(model, start)}
+    head = load_weights(model, start)
+    return start.spec, model, {**start.record, "head": head} if config.from_run else None
 
 
 def build_parts(config: TrainConfig, train, device, precision, start=None) -> Parts:
@@ -137,9 +141,15 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     if first_rate is not None and config.lr is not None and config.lr != first_rate:
         raise ConfigError(f"--lr {config.lr:g} and --lr-schedule {config.lr_schedule!r} disagree: a piecewise "
                           "schedule gives the rates itself; drop --lr")
-    optimizer = make_optimizer(config.optimizer, model.parameters(), first_rate or config.lr, config.momentum,
-                               config.nesterov, config.weight_decay)
-    schedule = make_schedule(config.lr_schedule, optimizer, total_steps, steps_per_epoch, config.warmup)
+    optimizer = make_optimizer(config.optimizer, param_groups(model, config.backbone_lr_ratio), first_rate or config.lr,
+                               config.momentum, config.nesterov, config.weight_decay)
+    stages = make_stages(config, model)
+    if stages is not None:   # each stage its own curve: stage 2 starts at the full rate again
+        first_steps = min(config.freeze_epochs * steps_per_epoch, total_steps)
+        schedule = make_staged_schedule(config.lr_schedule, optimizer, first_steps, total_steps, steps_per_epoch,
+                                        config.warmup)
+    else:
+        schedule = make_schedule(config.lr_schedule, optimizer, total_steps, steps_per_epoch, config.warmup)
     dropout = DropoutSchedule(config.dropout_schedule, steps_per_epoch) if config.dropout_schedule else None
     if dropout is not None and not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
         raise ConfigError(f"--dropout-schedule: {spec['name']} has no dropout layer to schedule")
@@ -160,4 +170,5 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
                  StepSettings(config.batch_size, total_steps, config.clip_grad, config.checkpoint_every),
                  policy, from_run=from_run, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
                  guard=DivergenceGuard(config.guard, num_classes) if config.guard else None,
-                 sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None)
+                 sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None,
+                 stages=stages)

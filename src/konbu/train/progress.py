@@ -68,6 +68,13 @@ class ProgressPrinter:
         self.console.print(row + f"  {r['lr']:>8.2g}  {r['seconds']:>7.2f}  {r['images_per_second']:>8,.0f}",
                            highlight=False)
 
+    def on_stage(self, data):
+        """--fine-tune: say what trains from this epoch on."""
+        self._stop_bar()
+        self.console.print(f"stage {data['stage']} (epochs {data['epochs'][0]}-{data['epochs'][1]}): backbone "
+                           f"{data['backbone']}; {data['trainable']:,} trainable, {data['frozen']:,} frozen "
+                           "parameters", highlight=False)
+
     def on_stop(self, data):
         self._stop_bar()
         style = "bold red" if data["reason"] == "diverged" else "bold"

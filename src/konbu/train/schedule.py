@@ -174,8 +174,8 @@ class Schedule:
         return lr
 
     def _apply(self):
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.steps)
+        for group in self.optimizer.param_groups:   # "lr_scale": a pretrained backbone's smaller share
+            group["lr"] = self.lr_at(self.steps) * group.get("lr_scale", 1.0)
 
     def step(self):
         self.steps += 1
@@ -231,6 +231,19 @@ def make_schedule(spec: str, optimizer, total_steps: int, steps_per_epoch: int =
             plateau = options
         rate = builder(base, total, steps_per_epoch, options)
     return Schedule(optimizer, rate, warmup, plateau)
+
+
+def make_staged_schedule(spec: str, optimizer, first_steps: int, total_steps: int, steps_per_epoch: int = 1,
+                         warmup: int = 0) -> Schedule:
+    """One Schedule that runs `spec` over steps [0, first_steps) and again, from its start, over the
+    rest (--fine-tune's two stages each get a whole curve); warm-up only at the very start."""
+    base = optimizer.param_groups[0]["lr"]   # read once: building a Schedule sets the groups' rates
+    first = make_schedule(spec, optimizer, first_steps, steps_per_epoch, warmup, base_lr=base)
+    second = make_schedule(spec, optimizer, total_steps - first_steps, steps_per_epoch, base_lr=base)
+    one, two = first.rate, second.rate
+    first.rate = lambda step: one(step) if step < first_steps else two(step - first_steps)
+    first._apply()
+    return first
 
 
 def piecewise_rates(spec: str, steps_per_epoch: int = 1):
