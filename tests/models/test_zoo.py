@@ -8,7 +8,7 @@ from konbu.models import build_model, get_model_entry, list_models
 
 
 @pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("init", ["default", "tf"])
+@pytest.mark.parametrize("init", ["default", "tf", "glorot"])
 def test_forward_backward(name, init):
     entry = get_model_entry(name)
     torch.manual_seed(0)
@@ -50,6 +50,16 @@ def test_tf_init_is_truncated_normal_with_bias_point_one():
     assert abs(weight.std().item() - 0.088) < 0.01           # std of N(0, 0.1) truncated at 2 sigma
     assert weight.abs().max().item() <= 0.2
     assert torch.all(net.features.conv2d.bias == 0.1)
+
+
+def test_glorot_init_is_keras_s_default():
+    torch.manual_seed(0)
+    net = build_model("cifar10-net", (3, 32, 32), 10, init="glorot")
+    conv, dense = net.features.conv2d, net.head.dense
+    limit = (6 / (3 * 9 + 32 * 9)) ** 0.5                    # Glorot uniform: sqrt(6 / (fan_in + fan_out))
+    assert conv.weight.abs().max().item() <= limit and conv.weight.abs().max().item() > 0.9 * limit
+    assert dense.weight.abs().max().item() <= (6 / (8192 + 512)) ** 0.5
+    assert all(torch.count_nonzero(m.bias) == 0 for m in (conv, dense))
 
 
 def test_zeros_init_keeps_units_identical():

@@ -53,7 +53,7 @@ def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json lay
             data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),
             image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the dataset's images"),
             classes: Optional[str] = typer.Option(None, help="a subset of the dataset's classes"),
-            init: str = typer.Option("default", help="weight init: default, tf, zeros"),
+            init: str = typer.Option("default", help="weight init: default, tf, zeros, glorot (Keras's)"),
             fine_tune: bool = typer.Option(False, "--fine-tune", help="pretrained:NAME: trainable and frozen "
                                                                       "parameters in each stage"),
             unfreeze: str = typer.Option("all", help="--fine-tune: top:K blocks, or all, train in stage 2")):

@@ -89,7 +89,7 @@ def train(
     augment: Optional[str] = typer.Option(None, help="augmentation policy: digits, cifar, none, or e.g. "
                                                      "\"rotate=10,shift=0.1\" (konbu augment preview) (default: "
                                                      "auto: digits on MNIST-style handwriting, else none)"),
-    init: Optional[str] = typer.Option(None, help=f"weight init: default, tf, zeros {_default('init')}"),
+    init: Optional[str] = typer.Option(None, help=f"weight init: default, tf, zeros, glorot (Keras's) {_default('init')}"),
     normalize: Optional[str] = typer.Option(None, help="standard (dataset mean/std) or unit (pixels / 255, as the TF "
                                                        f"tutorials) {_default('normalize')}"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction",
@@ -190,7 +190,7 @@ def lr_find(
     recipe: Optional[str] = typer.Option(None, help="take model, data and optimizer from a recipe"),
     optimizer: Optional[str] = typer.Option(None, help="sgd, adam, adamw, rmsprop or adadelta (default: adam)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: 64)"),
-    init: Optional[str] = typer.Option(None, help="weight init: default, tf, zeros"),
+    init: Optional[str] = typer.Option(None, help="weight init: default, tf, zeros, glorot (Keras's)"),
     start: float = typer.Option(1e-7, help="first learning rate of the sweep"),
     end: float = typer.Option(10.0, help="last learning rate of the sweep"),
     steps: int = typer.Option(100, help="steps of the sweep"),

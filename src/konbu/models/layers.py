@@ -287,5 +287,17 @@ def init_zeros(model: nn.Module):
                 nn.init.zeros_(module.bias)
 
 
+@torch.no_grad()
+def init_glorot(model: nn.Module):
+    """Keras's default: kernels ~ Glorot (Xavier) uniform, biases zero. Its range, sqrt(6 / (fan_in +
+    fan_out)), is wider than PyTorch's default for a conv (sqrt(1 / fan_in)): a Keras tutorial's
+    learning rate was chosen for it."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 # name -> function applied after building; "default" keeps PyTorch's own (Kaiming-uniform) init
-INITS = {"default": lambda model: None, "tf": init_tf, "zeros": init_zeros}
+INITS = {"default": lambda model: None, "tf": init_tf, "zeros": init_zeros, "glorot": init_glorot}

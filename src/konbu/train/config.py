@@ -73,7 +73,8 @@ class TrainConfig:
     augment: str | None = "auto"   # on-device augmentation policy: `digits`, `cifar`, a policy string, "none";
                                    # auto: `digits` (small turns, shifts, zooms: the +0.9% that passes 98.5%
                                    # here) on MNIST-style handwriting, none on other data
-    init: str = "default"          # default (PyTorch's), tf (truncated normal 0.1, bias 0.1), zeros
+    init: str = "default"          # default (PyTorch's), tf (truncated normal 0.1, bias 0.1), zeros, glorot
+                                   # (Keras's: Glorot uniform, bias 0)
     normalize: str = "standard"    # standard: per-channel mean/std of the train split (inputs ~ N(0, 1));
                                    # unit: pixels / 255 in [0, 1], what the TF and Keras tutorials fed, so
                                    # their learning rates (SGD 0.5 on softmax) mean the same thing here
