@@ -26,6 +26,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server = self.server
         server.requests.append(self.path)
+        if self.path in server.redirects:   # as the Hugging Face Hub sends a file: a redirect with its hash
+            location, headers = server.redirects[self.path]
+            self.send_response(302)
+            self.send_header("Location", location)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = server.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -47,9 +56,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server(monkeypatch):
     """A server on 127.0.0.1: put bytes in `server.files["/folder/name"]`; `server.broken` paths
-    send a Content-Length and close after half the body. KONBU_MIRROR points at it."""
+    send a Content-Length and close after half the body; `server.redirects[path] = (location,
+    {header: value})` answers 302. KONBU_MIRROR points at it."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.files, server.broken, server.requests = {}, set(), []
+    server.files, server.broken, server.requests, server.redirects = {}, set(), [], {}
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -95,3 +95,66 @@ def test_train_refuses_weights_that_are_not_a_state_dict(published_classifier, t
                     "--out", tmp_path / "never")
     assert result.exit_code == 2 and "expected a state dict" in result.output
     assert not (tmp_path / "never").exists()
+
+
+@pytest.fixture(scope="module")
+def timm_classifier():
+    """timm's mobilenetv3_small_050 with random weights, a head and BatchNorm statistics that answer
+    differently per image (as trained ones do), saved as the Hub publishes it: model.safetensors."""
+    import timm
+    from safetensors.torch import save
+
+    torch.manual_seed(0)
+    model = timm.create_model("mobilenetv3_small_050", pretrained=False)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.classifier.weight, std=1.0)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None
+        model.train()(torch.randn(8, 3, 224, 224))
+    return model.eval(), save(model.state_dict())
+
+
+TIMM_HUB = "/weights/timm/timm--mobilenetv3_small_050.lamb_in1k/model.safetensors"
+
+
+def test_predict_with_a_timm_classifier_from_the_hub_as_timm_prepares_it(http_server, timm_classifier, photos):
+    import timm.data
+
+    model, data = timm_classifier
+    http_server.files[TIMM_HUB] = data
+    result = invoke("predict", "--model", "timm:mobilenetv3_small_050", *photos, "--json")
+    assert result.exit_code == 0, result.output
+    prepare = timm.data.create_transform(**timm.data.resolve_model_data_config(model))   # resize 256, crop 224
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.stack([prepare(Image.open(p).convert("RGB")) for p in photos])), 1)
+    for answer, probabilities in zip(json.loads(result.output), expected):
+        assert len(answer["predictions"]) == 5
+        top = probabilities.topk(5)
+        assert answer["probability"] == pytest.approx(float(top.values[0]), abs=0.02)
+        assert answer["label"] == timm.data.ImageNetInfo().index_to_description(int(top.indices[0])).split(",")[0]
+
+
+def test_train_fine_tune_a_timm_backbone_then_predict_and_export(timm_classifier, tmp_path):
+    from safetensors.torch import load
+
+    weights = tmp_path / "mobilenetv3.safetensors"
+    weights.write_bytes(timm_classifier[1])
+    out = tmp_path / "run"
+    result = invoke("train", "--model", "timm:mobilenetv3_small_050", "--weights", weights, "--dataset", "digits",
+                    "--classes", "0,1", "--image-size", 32, "--epochs", 2, "--fine-tune", "--freeze-epochs", 1,
+                    "--unfreeze", "top:2", "--batch-size", 32, "--threads", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "stage 2 (epochs 2-2): backbone top:2 unfrozen" in result.output
+    run = konbu.Run.load(out)
+    saved = {key.removeprefix("features.backbone."): value for key, value in run.model.state_dict().items()}
+    start = load(timm_classifier[1])
+    assert torch.equal(saved["conv_stem.weight"], start["conv_stem.weight"])     # below top:2: never trained
+    assert not torch.equal(saved["blocks.5.0.conv.weight"], start["blocks.5.0.conv.weight"])   # the top block was
+    digit = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(digit)
+    assert invoke("predict", out, digit).exit_code == 0
+    figures = export(out, tmp_path / "bundle")
+    assert figures["top1_agree"] == figures["n"] and figures["max_abs_diff"] <= 1e-4
+    summary = invoke("summary", "timm:mobilenetv3_small_050", "--fine-tune", "--unfreeze", "top:2")
+    assert "trained: blocks.4, blocks.5.0, the head" in summary.output, summary.output

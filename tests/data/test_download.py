@@ -93,7 +93,7 @@ def test_offline_message_names_urls_files_and_folder(offline_home, monkeypatch):
     # the published mirrors, but a resolver that fails as it does with no network
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", no_network)
     with pytest.raises(MissingDataError) as caught:
         load_dataset("mnist", "train")
     message = str(caught.value)

@@ -27,11 +27,11 @@ def test_torchvision_weights_load_key_for_key(arch):
     trunk = {k: v for k, v in full.state_dict().items() if k.split(".", 1)[0] in backbone._modules}
     check_fits(arch, trunk, "test")
     backbone.load_state_dict(trunk)
-    assert len(backbone.blocks) == BLOCKS[arch]
+    assert len(backbone.freeze_blocks) == BLOCKS[arch]
     # the blocks cover the whole trunk, each module once, bottom to top
-    in_blocks = [id(m) for block in backbone.blocks for m in block]
+    in_blocks = [id(m) for block in backbone.freeze_blocks for m in block]
     assert len(in_blocks) == len(set(in_blocks))
-    assert {id(p) for block in backbone.blocks for m in block for p in m.parameters()} == {
+    assert {id(p) for block in backbone.freeze_blocks for m in block for p in m.parameters()} == {
         id(p) for p in backbone.parameters()}
 
 
@@ -56,7 +56,7 @@ def test_summary_counts_the_backbone_like_torchvision():
 def test_set_trainable_freezes_from_the_bottom_and_keeps_frozen_batchnorm_in_eval():
     backbone = build_backbone("resnet18")
     backbone.set_trainable(2)                                   # layer3 and layer4 train
-    frozen, trained = backbone.blocks[:3], backbone.blocks[3:]
+    frozen, trained = backbone.freeze_blocks[:3], backbone.freeze_blocks[3:]
     assert all(not p.requires_grad for block in frozen for m in block for p in m.parameters())
     assert all(p.requires_grad for block in trained for m in block for p in m.parameters())
     backbone.train()

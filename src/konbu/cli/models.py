@@ -35,6 +35,9 @@ def list_zoo():
     for name, entry in models.BACKBONES.items():
         backbones.add_row(models.PRETRAINED + name, str(len(entry.blocks(_meta_trunk(name)))), Text(entry.description))
     console.print(backbones)
+    console.print("timm:NAME: any timm CNN whose features are a chain of its layers (timm:resnet50d, "
+                  "timm:efficientnet_b3, timm:convnext_nano, ...), its ImageNet weights from the Hugging Face Hub; "
+                  "needs pip install 'konbu[timm]'", highlight=False)
     console.print("Train one: konbu train --model NAME; see its layers: konbu summary NAME", highlight=False)
 
 
@@ -75,7 +78,7 @@ def summary(model: str = typer.Argument(..., help="zoo name or a .yaml/.json lay
         from ..train.fine_tune import make_stages
 
         if not models.is_pretrained(model):
-            raise ConfigError("--fine-tune: a pretrained backbone has stages; pass pretrained:NAME")
+            raise ConfigError("--fine-tune: a pretrained backbone has stages; pass pretrained:NAME or timm:NAME")
         config = TrainConfig.from_overrides(model=model, fine_tune=True, unfreeze=unfreeze, epochs=2)
         for stage in make_stages(config, net).describe(net, last_epoch=None):
             console.print(f" Stage {stage['stage']} (backbone {stage['backbone']}): {stage['trainable']:,} trainable, "

@@ -60,7 +60,7 @@ def _predict_pretrained(model, images, top, weights, show_input, reject_below) -
     from ..models.imagenet import classify
 
     if not is_pretrained(model):
-        raise ConfigError(f"--model {model}: predict without a run takes pretrained:NAME (konbu models lists "
+        raise ConfigError(f"--model {model}: predict without a run takes pretrained:NAME or timm:NAME (konbu models lists "
                           "them); a model you trained is used through its run directory: konbu predict RUN IMAGE")
     if show_input is not None or reject_below is not None:
         raise ConfigError("--show-input and --reject-below need a run (its training images and calibration); "
@@ -72,7 +72,7 @@ def _predict_pretrained(model, images, top, weights, show_input, reject_below) -
 def predict(paths: List[Path] = typer.Argument(..., metavar="[RUN] IMAGES...",
                                               help="a run directory, then image files (PNG, JPEG, BMP, GIF, "
                                                    "TIFF, WebP); with --model, image files only"),
-            model: Optional[str] = typer.Option(None, help="pretrained:NAME: classify with the published "
+            model: Optional[str] = typer.Option(None, help="pretrained:NAME or timm:NAME: classify with the published "
                                                            "ImageNet classifier (top-5 of 1,000 classes), no run"),
             top: Optional[int] = typer.Option(None, help="how many classes to show (default: 3; 5 with --model)"),
             weights: Optional[Path] = typer.Option(None, help="--model: the whole classifier's weights from this "
@@ -97,7 +97,7 @@ def predict(paths: List[Path] = typer.Argument(..., metavar="[RUN] IMAGES...",
             raise ConfigError("konbu predict RUN IMAGE...: give a run directory and at least one image (or "
                               "--model pretrained:NAME IMAGE... to use an ImageNet classifier without a run)")
         if weights is not None:
-            raise ConfigError("--weights goes with --model pretrained:NAME; a run has its own weights")
+            raise ConfigError("--weights goes with --model pretrained:NAME or timm:NAME; a run has its own weights")
         results = predict_files(Run.load(paths[0]), paths[1:], top=3 if top is None else top, show_input=show_input,
                                 reject_below=reject_below)
     if as_json:

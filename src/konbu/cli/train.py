@@ -33,7 +33,7 @@ def _default(name: str) -> str:
 
 @command()
 def train(
-    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models), pretrained:NAME (an ImageNet "
+    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models), pretrained:NAME or timm:NAME (an ImageNet "
                                                    f"backbone with a new head) or a .yaml/.json layer spec "
                                                    f"{_default('model')}"),
     dataset: Optional[str] = typer.Option(None, help=f"dataset name (konbu datasets) {_default('dataset')}"),

@@ -10,7 +10,8 @@ Where files live: `--data-dir DIR` when given, else `$KONBU_HOME/<folder>` (defa
 downloaded into that folder.
 
 Checks: a download is written to `NAME.part`, its size compared with Content-Length and the
-published size, its md5 with the published md5, and only then renamed to `NAME`. A transfer that
+published size, its md5 with the published md5 (or sha256: torchvision's in the file name, the
+Hugging Face Hub's in the `X-Linked-Etag` header it answers with), and only then renamed to `NAME`. A transfer that
 breaks off therefore never leaves a file that looks complete. A *local* file whose md5 differs
 from the published one (mirrors and re-packs exist) is accepted with one warning per file per
 process: the format checks of the parsers still stand guard.
@@ -134,8 +135,25 @@ class DownloadError(Exception):
         self.unreachable = unreachable
 
 
+def linked_sha256(headers) -> str | None:
+    """The Hugging Face Hub's sha256 of a file in Git LFS: its `X-Linked-Etag` header, "<64 hex>"."""
+    value = (headers.get("X-Linked-Etag") or "").removeprefix("W/").strip('"').lower()
+    return value if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else None
+
+
+class _LinkedHash(urllib.request.HTTPRedirectHandler):
+    """Keeps the sha256 header of a redirect: the Hub answers a weights URL with a redirect to its CDN,
+    and the hash is on the redirect, not on the CDN's answer."""
+
+    sha256 = None
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.sha256 = self.sha256 or linked_sha256(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def download(url: str, target: Path, file: RemoteFile) -> Path:
-    """Download `url` to `target` through `target.part`; rename only once size and md5 check out."""
+    """Download `url` to `target` through `target.part`; rename only once size and hashes check out."""
     part = target.with_name(target.name + ".part")
     digest = hashlib.md5(usedforsecurity=False)
     sha256 = hashlib.sha256()
@@ -143,13 +161,16 @@ def download(url: str, target: Path, file: RemoteFile) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response, open(part, "wb") as out:
+        redirects = _LinkedHash()
+        with urllib.request.build_opener(redirects).open(request, timeout=TIMEOUT_SECONDS) as response, \
+                open(part, "wb") as out:
             expected = response.length   # Content-Length, or None
+            linked = redirects.sha256 or linked_sha256(response.headers)
             show = sys.stderr.isatty()
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
                 digest.update(chunk)
-                if file.sha256 is not None:
+                if file.sha256 is not None or linked:
                     sha256.update(chunk)
                 received += len(chunk)
                 if show and expected:
@@ -167,6 +188,9 @@ def download(url: str, target: Path, file: RemoteFile) -> Path:
         if file.sha256 is not None and not sha256.hexdigest().startswith(file.sha256):
             raise DownloadError(f"sha256 {sha256.hexdigest()[:16]}... does not begin with the published "
                                 f"{file.sha256}")
+        if linked and sha256.hexdigest() != linked:
+            raise DownloadError(f"sha256 {sha256.hexdigest()[:16]}... is not the {linked[:16]}... the server sent "
+                                "in X-Linked-Etag")
         os.replace(part, target)
         return target
     except DownloadError:

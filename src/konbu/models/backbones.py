@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from ..errors import ModelSpecError, UnknownNameError
 from .layers import register_layer_type
+from .timm_backbones import is_timm, timm_entry
 
 PREFIX = "pretrained:"
 
@@ -47,6 +48,8 @@ class BackboneEntry:
     mean_std: tuple | None = None
     source: str = "torchvision"
     description: str = ""
+    # (trunk, blocks) -> a name per block; default: the first and last module's names (backbones.py)
+    block_names: Callable | None = None
 
 
 BACKBONES: dict = {}
@@ -60,60 +63,68 @@ def register_backbone(entry: BackboneEntry):
 
 
 def get_backbone(name: str) -> BackboneEntry:
+    if is_timm(name):
+        return timm_entry(name)
     if name not in BACKBONES:
         raise UnknownNameError(f"unknown pretrained backbone {name!r}; expected one of {', '.join(BACKBONES)} "
-                               f"(as --model {PREFIX}NAME)")
+                               f"(as --model {PREFIX}NAME), or timm:NAME for a timm model")
     return BACKBONES[name]
 
 
 def is_pretrained(model) -> bool:
-    return isinstance(model, str) and model.startswith(PREFIX)
+    """`pretrained:NAME` (torchvision) or `timm:NAME`."""
+    return isinstance(model, str) and (model.startswith(PREFIX) or is_timm(model))
 
 
 def pretrained_spec(name: str, dropout: float = 0.2) -> dict:
-    """The spec of `pretrained:NAME` (or NAME): backbone, global average pooling, dropout, dense head."""
+    """The spec of `pretrained:NAME` (or NAME) or `timm:NAME`: backbone, global average pooling, dropout,
+    dense head. A backbone's arch is torchvision's name, or timm's with its prefix."""
     arch = name.removeprefix(PREFIX)
     entry = get_backbone(arch)
     layers = [{"type": "backbone", "arch": arch}, {"type": "global_avgpool2d"}]
     if dropout:
         layers.append({"type": "dropout", "rate": dropout})
     layers.append({"type": "dense", "units": "classes"})
-    return {"name": PREFIX + arch, "layers": layers,
+    return {"name": arch if is_timm(arch) else PREFIX + arch, "layers": layers,
             "source": f"{entry.source} {arch} ({entry.weights or 'random'} weights), a new dense head"}
 
 
 class Backbone(nn.Sequential):
     """A trunk with torchvision's module names, split into blocks that can be frozen from the bottom."""
 
-    def __init__(self, arch: str, modules: OrderedDict, blocks: Callable):
+    def __init__(self, arch: str, modules: OrderedDict, blocks: Callable, block_names: Callable | None = None):
         super().__init__(modules)
         self.arch = arch
-        # plain lists, not registered again: the modules are already children of this Sequential
-        self.blocks = blocks(self)
-        self.trainable_blocks = len(self.blocks)
-        names = {id(module): name for name, module in self.named_modules()}
-        self.block_names = [_block_name(names[id(block[0])], names[id(block[-1])]) for block in self.blocks]
+        # plain lists, not registered again: the modules are already children of this Sequential (not
+        # `self.blocks`: timm's EfficientNet has a child of that name)
+        self.freeze_blocks = blocks(self)
+        self.trainable_blocks = len(self.freeze_blocks)
+        if block_names is not None:
+            self.block_names = block_names(self, self.freeze_blocks)
+        else:
+            names = {id(module): name for name, module in self.named_modules()}
+            self.block_names = [_block_name(names[id(block[0])], names[id(block[-1])]) for block in self.freeze_blocks]
 
     def set_trainable(self, top: int):
         """Train the top `top` blocks (0: all frozen; len(blocks): none); the others take no gradient
         and keep their BatchNorm statistics (eval mode, whatever train() is called with)."""
-        top = max(0, min(int(top), len(self.blocks)))
+        top = max(0, min(int(top), len(self.freeze_blocks)))
         self.trainable_blocks = top
-        for index, block in enumerate(self.blocks):
-            trainable = index >= len(self.blocks) - top
+        for index, block in enumerate(self.freeze_blocks):
+            trainable = index >= len(self.freeze_blocks) - top
             for module in block:
                 for parameter in module.parameters():
                     parameter.requires_grad_(trainable)
         self.train(self.training)
 
     def frozen_names(self) -> list:
-        return self.block_names[:len(self.blocks) - self.trainable_blocks]
+        return self.block_names[:len(self.freeze_blocks) - self.trainable_blocks]
 
     def trained_names(self) -> list:
-        return self.block_names[len(self.blocks) - self.trainable_blocks:]
+        return self.block_names[len(self.freeze_blocks) - self.trainable_blocks:]
 
     def frozen_modules(self):
-        return [module for block in self.blocks[:len(self.blocks) - self.trainable_blocks] for module in block]
+        return [module for block in self.freeze_blocks[:len(self.freeze_blocks) - self.trainable_blocks] for module in block]
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -146,8 +157,9 @@ def build_backbone(arch: str) -> Backbone:
     children = dict(full.named_children())
     missing = [name for name in entry.trunk if name not in children]
     if missing:
-        raise ModelSpecError(f"backbone {arch}: the torchvision model has no {missing[0]!r}")
-    backbone = Backbone(arch, OrderedDict((name, children[name]) for name in entry.trunk), entry.blocks)
+        raise ModelSpecError(f"backbone {arch}: the {entry.source} model has no {missing[0]!r}")
+    backbone = Backbone(arch, OrderedDict((name, children[name]) for name in entry.trunk), entry.blocks,
+                        entry.block_names)
     if not on_meta:
         backbone.to_empty(device="cpu")
         with torch.no_grad():
@@ -164,8 +176,9 @@ def build_backbone_layer(entry, shape, layer):
     import torch
 
     arch = entry["arch"]
-    if not isinstance(arch, str) or arch not in BACKBONES:
-        raise ModelSpecError(f"{layer}: unknown backbone {arch!r}; expected one of {', '.join(BACKBONES)}")
+    if not isinstance(arch, str) or not (arch in BACKBONES or is_timm(arch)):
+        raise ModelSpecError(f"{layer}: unknown backbone {arch!r}; expected one of {', '.join(BACKBONES)}, "
+                             "or timm:NAME")
     if len(shape) != 3 or shape[0] != 3:
         raise ModelSpecError(f"{layer}: a pretrained backbone takes RGB images (3, H, W), got {tuple(shape)}; "
                              "grey data is repeated to three channels when trained with --model pretrained:NAME")

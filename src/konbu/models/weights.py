@@ -7,7 +7,8 @@
 Published weights are downloaded from torchvision's URL (download.pytorch.org) into
 `$KONBU_HOME/weights/<file>` through a `.part` file and kept only when their sha256 begins with the
 hash in the file name, as `torch.hub` checks them. `KONBU_MIRROR=URL` fetches
-`$KONBU_MIRROR/weights/<file>` instead. Offline without the file, the error names the URL, the
+`$KONBU_MIRROR/weights/<file>` instead. timm's weights (timm_backbones.py) come from the Hugging
+Face Hub into `weights/timm/<repository>/`, checked against the sha256 the Hub sends. Offline without the file, the error names the URL, the
 file name and the folder to put it in.
 
 A user's file (`--weights FILE`) is read without running any code: safetensors, or a PyTorch `.pth`
@@ -40,6 +41,7 @@ class Published:
     std: tuple = IMAGENET_STD
     interpolation: str = "bilinear"
     min_size: int = 32         # the smallest input side the architecture runs on
+    folder: str = WEIGHTS_FOLDER   # under $KONBU_HOME: timm's Hub files all share one name, each gets its own
 
     @property
     def file(self) -> str:
@@ -74,9 +76,9 @@ def published_file(arch: str) -> Path:
 
     info = published(arch)
     base = info.url[:-len(info.file)]
-    remote = Remote(WEIGHTS_FOLDER, (base,), (RemoteFile(info.file, sha256=info.sha256),))
+    remote = Remote(info.folder, (base,), (RemoteFile(info.file, sha256=info.sha256),))
     advice = f"or pass --weights FILE for a copy of {info.file} kept elsewhere"
-    return fetch(remote, dataset=f"pretrained:{arch} weights", advice=advice)[info.file]
+    return fetch(remote, dataset=f"{arch if ':' in arch else 'pretrained:' + arch} weights", advice=advice)[info.file]
 
 
 def read_weights_file(path) -> dict:
@@ -117,7 +119,7 @@ def backbone_state(arch: str, weights_file=None) -> dict:
     if not trunk:
         shown = ", ".join(list(state)[:3])
         raise ConfigError(f"{path}: no weights of a {arch} backbone in it (its keys begin {shown}; expected "
-                          f"torchvision's names, such as {entry.trunk[0]}.…)")
+                          f"{entry.source}'s names, such as {entry.trunk[0]}.…)")
     return trunk
 
 

@@ -44,7 +44,7 @@ class Stages:
             self.backbone.set_trainable(0 if stage == 1 else self.unfreeze)
             out.append({"stage": stage, "epochs": [first, last], **counts(model),
                         "backbone": "frozen" if stage == 1 else f"{self.unfreeze_text} unfrozen "
-                        f"({self.unfreeze} of {len(self.backbone.blocks)} blocks)",
+                        f"({self.unfreeze} of {len(self.backbone.freeze_blocks)} blocks)",
                         "frozen_blocks": self.backbone.frozen_names(), "trained_blocks": self.backbone.trained_names()})
         self.backbone.set_trainable(was)
         return out
@@ -68,7 +68,7 @@ def make_stages(config, model) -> Stages | None:
         return None
     backbone = backbone_of(model)
     top = unfreeze_blocks(config.unfreeze)
-    blocks = len(backbone.blocks)
+    blocks = len(backbone.freeze_blocks)
     return Stages(backbone, config.freeze_epochs, blocks if top is None else min(top, blocks), config.unfreeze)
 
 
