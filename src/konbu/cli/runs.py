@@ -60,8 +60,9 @@ def _predict_pretrained(model, images, top, weights, show_input, reject_below) -
     from ..models.imagenet import classify
 
     if not is_pretrained(model):
-        raise ConfigError(f"--model {model}: predict without a run takes pretrained:NAME or timm:NAME (konbu models lists "
-                          "them); a model you trained is used through its run directory: konbu predict RUN IMAGE")
+        raise ConfigError(f"--model {model}: predict without a run takes pretrained:NAME or timm:NAME (konbu "
+                          "models lists them); a model you trained is used through its run directory: "
+                          "konbu predict RUN IMAGE")
     if show_input is not None or reject_below is not None:
         raise ConfigError("--show-input and --reject-below need a run (its training images and calibration); "
                           "leave them out with --model")

@@ -124,7 +124,8 @@ class Backbone(nn.Sequential):
         return self.block_names[len(self.freeze_blocks) - self.trainable_blocks:]
 
     def frozen_modules(self):
-        return [module for block in self.freeze_blocks[:len(self.freeze_blocks) - self.trainable_blocks] for module in block]
+        frozen = self.freeze_blocks[:len(self.freeze_blocks) - self.trainable_blocks]
+        return [module for block in frozen for module in block]
 
     def train(self, mode: bool = True):
         super().train(mode)

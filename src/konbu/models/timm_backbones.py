@@ -29,7 +29,7 @@ from ..errors import ConfigError, ModelSpecError, UnknownNameError
 
 PREFIX = "timm:"
 DEFAULT_CROP_PCT = 0.875   # timm's own default where a pretrained_cfg names none
-_ENTRIES: dict = {}        # arch -> BackboneEntry, built on first use: listing timm's 1,800 models up front costs seconds
+_ENTRIES: dict = {}        # arch -> BackboneEntry, made on first use: timm's 1,800 models up front would cost seconds
 
 
 def is_timm(arch) -> bool:

@@ -8,8 +8,8 @@ Published weights are downloaded from torchvision's URL (download.pytorch.org) i
 `$KONBU_HOME/weights/<file>` through a `.part` file and kept only when their sha256 begins with the
 hash in the file name, as `torch.hub` checks them. `KONBU_MIRROR=URL` fetches
 `$KONBU_MIRROR/weights/<file>` instead. timm's weights (timm_backbones.py) come from the Hugging
-Face Hub into `weights/timm/<repository>/`, checked against the sha256 the Hub sends. Offline without the file, the error names the URL, the
-file name and the folder to put it in.
+Face Hub into `weights/timm/<repository>/`, checked against the sha256 the Hub sends. Offline
+without the file, the error names the URL, the file name and the folder to put it in.
 
 A user's file (`--weights FILE`) is read without running any code: safetensors, or a PyTorch `.pth`
 state dict read with `torch.load(weights_only=True)` and refused unless it is a mapping of names to

@@ -75,10 +75,13 @@ register_model(
 
 register_model(
     "cifar10-net",
-    [conv(32, 3, "same"), pool(2), dropout(0.25),
+    # The Japanese edition's first net (oreilly-japan/deep-learning-with-keras-ja, ch03/cifar10_net.py),
+    # the one the learners ran for 73%: two convs. The English edition's listing (keras_CIFAR10_simple.py)
+    # has one conv (32); konbu measured 67.7% with that one on the real data, hence the change.
+    [conv(32, 3, "same"), pool(2), dropout(0.25), conv(64, 3, "same"), pool(2),
      FLATTEN, dense(512, "relu"), dropout(0.5), OUTPUT],
-    source="A. Gulli, S. Pal, Deep Learning with Keras, ch. 3 (CIFAR-10, first net)",
-    description="one conv layer: about 73% on CIFAR-10 in the book", input_shape=(3, 32, 32))
+    source="A. Gulli, S. Pal, Deep Learning with Keras, ch. 3 (CIFAR-10, first net; Japanese edition)",
+    description="two conv layers (32, 64): about 73% on CIFAR-10 in the book", input_shape=(3, 32, 32))
 
 register_model(
     "cifar10-deep",
@@ -88,3 +91,20 @@ register_model(
     source="A. Gulli, S. Pal, Deep Learning with Keras, ch. 3 (CIFAR-10, deeper net)",
     description="four conv layers: about 76% on CIFAR-10 in the book, 78% with augmentation",
     input_shape=(3, 32, 32))
+
+
+def conv_bn(filters, convs=1):
+    """`convs` x (conv 3x3 without bias, the BatchNorm after it has one -> BatchNorm -> ReLU), max-pool 2."""
+    block = [{"type": "conv2d", "filters": filters, "kernel_size": 3, "padding": "same", "use_bias": False},
+             {"type": "batchnorm"}, {"type": "activation", "activation": "relu"}]
+    return block * convs + [pool(2)]
+
+
+register_model(
+    "fast-mnist",
+    # airbench's ideas at MNIST's size: BatchNorm lets SGD-Nesterov take a one-cycle schedule's high rates, so
+    # three epochs reach 99.5%. Measured on full MNIST (3 epochs, bf16, 2 cores): one conv per block (16, 32, 64)
+    # 99.28-99.36% whatever the rate or head; two convs in the first two blocks 99.52%
+    [*conv_bn(16, 2), *conv_bn(32, 2), *conv_bn(64), {"type": "global_avgpool2d"}, OUTPUT],
+    source="konbu (the fast-mnist recipe: full MNIST to 99.5% in three epochs)",
+    description="conv-BN-ReLU blocks (2x16, 2x32, 64) with max-pooling, global average pooling")

@@ -41,7 +41,7 @@ count training accuracy against y, which is returned untouched only without them
 Named policies (POLICIES, in policies.py with why each):
     digits          rotate=10,shift=0.1,zoom=0.1
     cifar           crop=4,hflip
-    keras-cifar10   rotate=40,shift=0.2,zoom=0.2,hflip,fill=border
+    keras-cifar10   shift=0.1,hflip,fill=border
 """
 
 import math

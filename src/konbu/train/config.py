@@ -169,10 +169,11 @@ class TrainConfig:
         # the prefixes of models.backbones and models.timm_backbones, not imported: they import torch
         pretrained = isinstance(self.model, str) and self.model.startswith(("pretrained:", "timm:"))
         if self.weights is not None and not pretrained:
-            raise ConfigError("--weights gives a pretrained backbone's weights; pass --model pretrained:NAME or timm:NAME too "
-                              "(konbu models lists them)")
+            raise ConfigError("--weights gives a pretrained backbone's weights; pass --model pretrained:NAME or "
+                              "timm:NAME too (konbu models lists them)")
         if self.fine_tune and not pretrained:
-            raise ConfigError("--fine-tune freezes and unfreezes a pretrained backbone; pass --model pretrained:NAME or timm:NAME")
+            raise ConfigError("--fine-tune freezes and unfreezes a pretrained backbone; pass --model "
+                              "pretrained:NAME or timm:NAME")
         _count("--freeze-epochs", self.freeze_epochs, 1, MAX_EPOCHS, unit=" epoch")
         if self.fine_tune and self.steps is None and self.freeze_epochs >= self.epochs:
             raise ConfigError(f"--freeze-epochs {self.freeze_epochs} leaves no epoch of --epochs {self.epochs} to "
