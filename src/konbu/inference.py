@@ -17,8 +17,13 @@ def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
     return torch.addcmul(-mean / std, images.float(), 1.0 / (255.0 * std))
 
 
+# Batches of 256: on a 2-core CPU, chollet-mnist's 4,000 images took 1.0 s in batches of 1,000 and 0.52 s
+# in batches of 256 (fp32; the activations of a large batch spill out of the caches); 64 gained nothing more
+BATCH_SIZE = 256
+
+
 @torch.inference_mode()
-def logits(model, images: torch.Tensor, mean, std, device=None, precision="fp32", batch_size=1000,
+def logits(model, images: torch.Tensor, mean, std, device=None, precision="fp32", batch_size=BATCH_SIZE,
            channels_last=False) -> torch.Tensor:
     """Logits [N, K] (float32, on the CPU) for uint8 images [N, C, H, W], in eval mode."""
     device = torch.device(device) if device is not None else next(model.parameters()).device

@@ -108,7 +108,7 @@ def test_overfitting_says_from_when_by_how_much_and_when_to_stop(overfit):
     assert f"stopped at epoch {data['would_stop_at']} of 40" in finding.evidence
     # 8x8 digits get no augmentation advice (too small to shift); the MLP gets a zoo model with dropout
     assert data["augment"] is None and data["dropout_model"] == "deep-mnist"
-    same = "--batch-size 16 --lr 0.01 --lr-schedule constant --label-smoothing 0 --augment none --val-fraction 0.9"
+    same = "--epochs 40 --batch-size 16 --lr 0.01 --lr-schedule constant --label-smoothing 0 --augment none --val-fraction 0.9"
     assert finding.next == [f"konbu train --model deep-mnist --dataset digits {same}",
                             f"konbu train --model mlp --dataset digits {same} --optimizer adamw",
                             f"konbu train --model mlp --dataset digits {same} --patience {data['patience']}"]
@@ -138,8 +138,9 @@ def test_divergence_names_the_step_the_rate_and_a_tenth_of_it(exploded):
     stopped = exploded.info["stopped"]
     assert finding.severity == WRONG
     assert finding.data["step"] == stopped["step"] and finding.data["lr"] == pytest.approx(stopped["lr"])
-    assert finding.data["suggested_lr"] == 1.0
-    assert finding.next[0] == "konbu train --model mlp --dataset digits --epochs 3 --optimizer sgd --lr 1"
+    tenth = float(f"{stopped['lr'] / 10:.1g}")        # the default one-cycle was still rising towards 10
+    assert finding.data["suggested_lr"] == tenth
+    assert finding.next[0] == f"konbu train --model mlp --dataset digits --epochs 3 --optimizer sgd --lr {tenth:g}"
     assert any("--warmup 100" in command for command in finding.next)
     assert finding.next[-1] == "konbu lr-find --model mlp --dataset digits --optimizer sgd"
     assert_real_commands(finding.next)

@@ -9,6 +9,7 @@ import konbu
 from konbu.errors import ConfigError, UnknownNameError
 from konbu.runs import Run, read_metrics
 from konbu.train import TrainConfig
+from konbu.train.config import DEFAULT_LR
 from konbu.train.checkpoint import load_checkpoint
 
 RUN_FILES = ["run.json", "model.json", "preprocess.json", "weights.safetensors", "last.ckpt/state.json",
@@ -50,8 +51,11 @@ def test_loss_goes_down_and_metrics_are_logged(short_run):
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert sum(r["loss"] for r in steps[:10]) > sum(r["loss"] for r in steps[-10:])
     assert all({"val_loss", "val_accuracy", "seconds", "images_per_second"} <= set(r) for r in epochs)
-    lrs = [r["lr"] for r in steps]                     # cosine by default: logged per step, decaying
-    assert lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 1e-5
+    lrs = [r["lr"] for r in steps]                     # one-cycle by default: logged per step, up then down
+    peak = lrs.index(max(lrs))
+    assert lrs[0] == pytest.approx(DEFAULT_LR / 25) and max(lrs) == pytest.approx(DEFAULT_LR, rel=0.01)
+    assert lrs[:peak + 1] == sorted(lrs[:peak + 1]) and lrs[peak:] == sorted(lrs[peak:], reverse=True)
+    assert lrs[-1] < 1e-6
     assert run.info["final"]["test_accuracy"] > 0.8
 
 
@@ -101,3 +105,12 @@ def test_fp32_no_validation_and_tf_init(tmp_path):
     assert run.info["precision"] == "fp32" and run.info["data"]["validation"] == 0
     assert "val_accuracy" not in run.info["final"] and run.info["best_epoch"] == 2
     assert run.info["final"]["test_accuracy"] > 0.8
+
+
+def test_the_default_rate_belongs_to_the_default_adam_one_cycle():
+    assert TrainConfig.from_overrides().lr == DEFAULT_LR
+    # another optimizer or schedule without --lr: that optimizer's Keras default (None), as Keras users expect
+    assert TrainConfig.from_overrides(optimizer="rmsprop").lr is None
+    assert TrainConfig.from_overrides(lr_schedule="cosine").lr is None
+    assert TrainConfig.from_overrides(optimizer="sgd", lr=0.05).lr == 0.05
+    assert TrainConfig.from_overrides(recipe="chollet").lr is None

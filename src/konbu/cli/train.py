@@ -69,7 +69,9 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"images per step {_default('batch_size')}"),
     optimizer: Optional[str] = typer.Option(None, help=f"sgd, adam, adamw, rmsprop or adadelta "
                                                        f"{_default('optimizer')}"),
-    lr: Optional[float] = typer.Option(None, help="learning rate (default: the optimizer's Keras default)"),
+    lr: Optional[float] = typer.Option(None, help="learning rate; the peak of a one-cycle (default: 0.005 with the "
+                                                  "default adam one-cycle; with another --optimizer or "
+                                                  "--lr-schedule, that optimizer's Keras default)"),
     momentum: Optional[float] = typer.Option(None, help="momentum for sgd/rmsprop (default: 0)"),
     nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd)"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="(default: adamw 0.004, others 0)"),

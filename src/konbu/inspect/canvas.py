@@ -28,9 +28,10 @@ from .. import atomic
 DPI = 110                # ~1000 px wide figures: sharp on a laptop, small enough to embed in HTML
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """An empty Agg-backed figure of `width` x `height` inches with constrained layout."""
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """An empty Agg-backed figure of `width` x `height` inches with constrained layout (or `layout`;
+    None for a figure that places its own artists)."""
+    figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 

@@ -85,8 +85,10 @@ def pretrained_spec(name: str, dropout: float = 0.2) -> dict:
     if dropout:
         layers.append({"type": "dropout", "rate": dropout})
     layers.append({"type": "dense", "units": "classes"})
+    # torchvision's weights enum by name; published weights (timm's, a test's) by their URL
+    weights = getattr(entry.weights, "url", entry.weights) or "random"
     return {"name": arch if is_timm(arch) else PREFIX + arch, "layers": layers,
-            "source": f"{entry.source} {arch} ({entry.weights or 'random'} weights), a new dense head"}
+            "source": f"{entry.source} {arch} ({weights} weights), a new dense head"}
 
 
 class Backbone(nn.Sequential):
@@ -103,7 +105,8 @@ class Backbone(nn.Sequential):
             self.block_names = block_names(self, self.freeze_blocks)
         else:
             names = {id(module): name for name, module in self.named_modules()}
-            self.block_names = [_block_name(names[id(block[0])], names[id(block[-1])]) for block in self.freeze_blocks]
+            self.block_names = [_block_name(names[id(block[0])], names[id(block[-1])])
+                                for block in self.freeze_blocks]
 
     def set_trainable(self, top: int):
         """Train the top `top` blocks (0: all frozen; len(blocks): none); the others take no gradient

@@ -5,10 +5,12 @@
     config = TrainConfig.from_overrides(recipe="chollet", epochs=1)   # a recipe, one field overridden
 
 The defaults are `konbu train` with no flags: chollet-mnist on the embedded mnist-sample, adam with
-a cosine schedule, `digits` augmentation ("auto") and label smoothing 0.1 for 40 epochs. On a 2-core CPU that
-measured 98.9 / 99.3 / 98.6 / 99.1% on the 1,000 held-out test images (seeds 0-3), 16-18 s of training
-(~8,000-9,000 images/s), 17-20 s wall. Without augmentation and smoothing (20 epochs) it was
-97.6-98.2%; augmentation alone (40 epochs) 98.5-98.8%. `None`
+a one-cycle schedule peaking at 5e-3, `digits` augmentation ("auto") and label smoothing 0.1 for 12
+epochs. On a 2-core CPU with AVX512-BF16 that measured 99.0 / 98.7 / 98.7% on the 1,000 held-out test
+images (seeds 0-2) in 9 s of training, 18-19 s wall. The previous default, a cosine schedule at
+Keras's 1e-3 for 40 epochs, measured 98.9 / 99.3 / 98.6 / 99.1% in 2-3 times the training time; at
+1e-3 a one-cycle of 15 epochs reached 97.9%, a cosine 98.3%. Without augmentation and smoothing
+(20 epochs) it was 97.6-98.2%; augmentation alone (40 epochs) 98.5-98.8%. `None`
 means "not given": `from_overrides` keeps the default (or the recipe's value) for it, which is how
 explicit CLI flags override a recipe without the recipe's other values being lost.
 """
@@ -17,6 +19,8 @@ import numbers
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
+
+DEFAULT_LR = 5e-3   # measured on the default run: 1e-3 (Keras's) 97.9%, 5e-3 98.7-99.0%, 1e-2 98.6-99.2%
 
 
 NORMALIZATIONS = ("standard", "unit")
@@ -48,18 +52,20 @@ class TrainConfig:
                                    # need small steps (fastai's discriminative rates)
 
     # How long
-    epochs: int = 40               # augmentation makes each epoch new: 40 x 3,600 images, ~17 s on 2 cores
+    epochs: int = 12               # augmentation makes each epoch new: 12 x 3,600 images, ~9 s on 2 cores
     steps: int | None = None       # stop after this many batches (the TF tutorials count steps, not
                                    # epochs); the last epoch may end part-way. None: `epochs` full epochs
     batch_size: int = 64           # Chollet's choice; small batches = more steps per epoch on little data
 
     # Optimisation
     optimizer: str = "adam"        # adam reaches 97% in fewer epochs than rmsprop on 3,600 images
-    lr: float | None = None        # None: the optimizer's Keras default (adam/rmsprop 1e-3, sgd 1e-2)
+    lr: float | None = DEFAULT_LR  # the default adam + one-cycle's peak; with another optimizer or schedule
+                                   # and no --lr: None, the optimizer's Keras default (adam/rmsprop 1e-3,
+                                   # sgd 1e-2), as recipes have it too
     momentum: float | None = None  # sgd/rmsprop momentum; None: Keras's 0.0 (plain SGD)
     nesterov: bool = False         # Nesterov momentum for sgd (needs momentum > 0)
     weight_decay: float | None = None  # None: Keras's default (adamw 0.004, the others 0)
-    lr_schedule: str = "cosine"    # per batch: constant, cosine, step, onecycle, plateau or a piecewise
+    lr_schedule: str = "onecycle"  # per batch: constant, cosine, step, onecycle, plateau or a piecewise
                                    # "0:1e-3,1000:1e-4" (by step; "epoch:0:1e-3,5:1e-4" by epoch)
     warmup: int = 0                # batches of linear warm-up in front of the schedule (big lr, adam)
     dropout_schedule: str | None = None  # piecewise drop rate by step, "0:0.0,3000:0.7"; sets every Dropout
@@ -118,6 +124,11 @@ class TrainConfig:
             given = {**recipe_settings(given["recipe"], given.get("variant")), **given}
         elif given.get("variant"):
             raise ConfigError("--variant picks one variant of a recipe; pass --recipe too")
+        # DEFAULT_LR is the peak of the default adam one-cycle: another optimizer or schedule without
+        # --lr starts from its Keras default instead, as a Keras user expects (rmsprop at 5e-3 is too hot)
+        if "lr" not in given and (given.get("optimizer", cls.optimizer) != cls.optimizer
+                                  or given.get("lr_schedule", cls.lr_schedule) != cls.lr_schedule):
+            given["lr"] = None
         config = cls(**given)
         config.check()
         return config

@@ -32,7 +32,8 @@ from ..errors import ConfigError, UnknownNameError
 NOT_IN_RECIPES = {"recipe", "variant", "out"}
 # a tutorial trained without konbu's extras: a recipe starts from these, not from konbu's tuned
 # defaults (augmentation, label smoothing, cosine), unless it says otherwise
-RECIPE_BASE = {"augment": "none", "label_smoothing": 0.0, "lr_schedule": "constant"}
+RECIPE_BASE = {"augment": "none", "label_smoothing": 0.0, "lr_schedule": "constant",
+               "lr": None}   # None: the optimizer's Keras default, not konbu's one-cycle peak
 
 
 @dataclass
