@@ -99,15 +99,15 @@ def main():
 
     print(f"{arguments.threads} threads; single image: p50 / p99 over {arguments.repeats} calls; "
           f"batch of {mine['batch']:,}: median of 10")
-    rows = [(f"konbu Run.predict(image) ({mine['precision']})", mine["predict_one_ms"]),
+    rows = [(f"konbu Run.predict(image) (trained {mine['precision']})", mine["predict_one_ms"]),
             (f"Keras {keras['keras_version']} model.predict(x[:1])", keras["predict_one_ms"]),
             ("Keras model(x[:1], training=False)", keras["call_one_ms"])]
     for name, values in rows:
         print(f"  {name:48s} {percentile(values, 50):8.2f} ms  {percentile(values, 99):8.2f} ms")
     konbu_batch = statistics.median(mine["logits_batch_ms"])
     keras_batch = statistics.median(keras["predict_batch_ms"])
-    for name, value in ((f"konbu Run.logits(1,000 images)", konbu_batch),
-                        (f"Keras model.predict(1,000 images)", keras_batch)):
+    for name, value in (("konbu Run.logits(1,000 images)", konbu_batch),
+                        ("Keras model.predict(1,000 images)", keras_batch)):
         print(f"  {name:48s} {value:8.2f} ms  ({mine['batch'] / value * 1000:,.0f} images/s)")
     print(f"single image, Keras predict / konbu predict: "
           f"{percentile(keras['predict_one_ms'], 50) / percentile(mine['predict_one_ms'], 50):.1f}x; "
