@@ -33,8 +33,8 @@ def _default(name: str) -> str:
 
 @command()
 def train(
-    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models), pretrained:NAME or timm:NAME (an ImageNet "
-                                                   f"backbone with a new head) or a .yaml/.json layer spec "
+    model: Optional[str] = typer.Option(None, help=f"zoo name (konbu models), pretrained:NAME or timm:NAME (an "
+                                                   f"ImageNet backbone with a new head) or a .yaml/.json layer spec "
                                                    f"{_default('model')}"),
     dataset: Optional[str] = typer.Option(None, help=f"dataset name (konbu datasets) {_default('dataset')}"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with the dataset's files"),

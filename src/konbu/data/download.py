@@ -11,8 +11,8 @@ downloaded into that folder.
 
 Checks: a download is written to `NAME.part`, its size compared with Content-Length and the
 published size, its md5 with the published md5 (or sha256: torchvision's in the file name, the
-Hugging Face Hub's in the `X-Linked-Etag` header it answers with), and only then renamed to `NAME`. A transfer that
-breaks off therefore never leaves a file that looks complete. A *local* file whose md5 differs
+Hugging Face Hub's in the `X-Linked-Etag` header it answers with), and only then renamed to
+`NAME`. A transfer that breaks off therefore never leaves a file that looks complete. A *local* file whose md5 differs
 from the published one (mirrors and re-packs exist) is accepted with one warning per file per
 process: the format checks of the parsers still stand guard.
 
