@@ -11,7 +11,6 @@ Latency does not depend on the weights, so the model is the book's network as bu
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before TensorFlow's import: stdout stays one JSON line
 
@@ -28,6 +27,8 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+from _timing import timed  # noqa: E402  (beside this script: the Keras virtualenv has no konbu)
+
 tf.config.threading.set_intra_op_parallelism_threads(arguments.threads)
 tf.config.threading.set_inter_op_parallelism_threads(arguments.threads)
 
@@ -39,18 +40,6 @@ model = keras.Sequential([
     layers.Conv2D(64, 3, activation="relu"), layers.Flatten(),
     layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax"),
 ])
-
-
-def timed(call, repeats):
-    """Milliseconds per call, after 5 untimed calls (tracing, allocation)."""
-    for _ in range(5):
-        call()
-    out = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 one = images[:1]

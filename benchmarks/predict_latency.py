@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,17 +40,7 @@ except ImportError:
     import konbu
 from konbu.data import load_dataset  # noqa: E402
 
-
-def timed(call, repeats):
-    """Milliseconds per call, after 5 untimed calls."""
-    for _ in range(5):
-        call()
-    out = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+from _timing import timed  # noqa: E402  (beside this script, shared with _keras_predict.py)
 
 
 def percentile(values, q):

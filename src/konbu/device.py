@@ -58,6 +58,14 @@ def autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
+def to_channels_last(model, device=None, on: bool = True) -> bool:
+    """Move `model` to `device` in NHWC memory format when `on` and it has a conv layer (oneDNN's fast
+    CPU layout, and tensor cores'); returns whether it did. Its inputs should then be NHWC too."""
+    channels_last = on and any(isinstance(module, torch.nn.Conv2d) for module in model.modules())
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return channels_last
+
+
 def set_threads(threads):
     """Use `threads` CPU threads for intra-op work (None: leave PyTorch's default)."""
     if threads is None:

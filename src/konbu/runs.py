@@ -47,6 +47,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from . import atomic
+from .device import to_channels_last
 from .errors import ConfigError, RunDirectoryError
 from .models import build_model
 
@@ -376,11 +377,9 @@ class Run:
         except (KeyError, RuntimeError, OSError, ValueError, TypeError) as e:
             raise RunDirectoryError(f"{path}: model.json, preprocess.json and weights.safetensors do not fit "
                                     f"together ({str(e).splitlines()[0]})") from None
-        model.to(device).eval()
-        if any(isinstance(module, torch.nn.Conv2d) for module in model.modules()):
-            # NHWC weights and inputs: oneDNN's fast CPU kernels. 1,000 chollet-mnist images took 123 ms
-            # in NCHW and 58 ms so (2 cores, fp32); weights.safetensors is still written contiguous
-            model.to(memory_format=torch.channels_last)
+        # NHWC weights and inputs: 1,000 chollet-mnist images took 123 ms in NCHW and 58 ms so (2 cores,
+        # fp32); weights.safetensors is still written contiguous
+        to_channels_last(model.to(device).eval())
         return cls(path, info, spec, preprocess, model, temperature=read_temperature(path))
 
     @property

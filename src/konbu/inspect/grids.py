@@ -52,9 +52,7 @@ def plot_image_grid(images, titles=None, path=None, columns: int | None = None, 
     top = 0.5 if title else 0.1
     width, height = label_width + CELL_INCHES * columns, cell_height * rows + top + MARGIN_INCHES
     figure = new_figure(width, height, layout=None)
-    ax = figure.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)          # inches from the top-left corner
+    ax = figure.add_axes((0, 0, 1, 1))   # coordinates: inches from the top-left corner (limits set last)
     ax.axis("off")
     side = CELL_INCHES - LINE_INCHES - 2 * MARGIN_INCHES   # the image's square, as under a one-line title
     for index in range(count):
@@ -76,6 +74,6 @@ def plot_image_grid(images, titles=None, path=None, columns: int | None = None, 
                     display_label(label), ha="right", va="center", fontsize=11, fontproperties=label_font(11))
     if title:
         figure.suptitle(display_label(title) if len(title) < 3 else title, fontsize=12, y=1 - 0.08 / height)
-    ax.set_xlim(0, width)           # imshow widens the limits to its last image: keep the page's
+    ax.set_xlim(0, width)           # after the images: each imshow resets the limits to its own extent
     ax.set_ylim(height, 0)
     return save_figure(figure, path)

@@ -76,6 +76,11 @@ def is_pretrained(model) -> bool:
     return isinstance(model, str) and (model.startswith(PREFIX) or is_timm(model))
 
 
+def model_name(arch: str) -> str:
+    """The `--model` name of backbone `arch`: `pretrained:resnet18`; a timm arch is its own (`timm:...`)."""
+    return arch if is_timm(arch) else PREFIX + arch
+
+
 def pretrained_spec(name: str, dropout: float = 0.2) -> dict:
     """The spec of `pretrained:NAME` (or NAME) or `timm:NAME`: backbone, global average pooling, dropout,
     dense head. A backbone's arch is torchvision's name, or timm's with its prefix."""
@@ -87,7 +92,7 @@ def pretrained_spec(name: str, dropout: float = 0.2) -> dict:
     layers.append({"type": "dense", "units": "classes"})
     # torchvision's weights enum by name; published weights (timm's, a test's) by their URL
     weights = getattr(entry.weights, "url", entry.weights) or "random"
-    return {"name": arch if is_timm(arch) else PREFIX + arch, "layers": layers,
+    return {"name": model_name(arch), "layers": layers,
             "source": f"{entry.source} {arch} ({weights} weights), a new dense head"}
 
 

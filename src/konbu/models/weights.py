@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, MissingDataError
-from .backbones import get_backbone
+from .backbones import get_backbone, model_name
 
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")   # torch.hub's rule: resnet18-f37072fd.pth
 WEIGHTS_FOLDER = "weights"
@@ -78,7 +78,7 @@ def published_file(arch: str) -> Path:
     base = info.url[:-len(info.file)]
     remote = Remote(info.folder, (base,), (RemoteFile(info.file, sha256=info.sha256),))
     advice = f"or pass --weights FILE for a copy of {info.file} kept elsewhere"
-    return fetch(remote, dataset=f"{arch if ':' in arch else 'pretrained:' + arch} weights", advice=advice)[info.file]
+    return fetch(remote, dataset=f"{model_name(arch)} weights", advice=advice)[info.file]
 
 
 def read_weights_file(path) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..data import dataset_options, fit_to_shape, load_data, validation_split
-from ..device import pick_device, resolve_precision, set_threads
+from ..device import pick_device, resolve_precision, set_threads, to_channels_last
 from ..errors import ConfigError
 from ..models import build_model, model_spec
 from .config import TrainConfig
@@ -135,8 +135,7 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = config.total_steps(steps_per_epoch)
     spec, model, from_run = _model(config, train, start)
-    channels_last = config.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    channels_last = to_channels_last(model, device, config.channels_last)
     first_rate = piecewise_base_lr(config.lr_schedule)
     if first_rate is not None and config.lr is not None and config.lr != first_rate:
         raise ConfigError(f"--lr {config.lr:g} and --lr-schedule {config.lr_schedule!r} disagree: a piecewise "
