@@ -1,10 +1,12 @@
-"""The Keras half of `train_vs_keras.py`: chollet-mnist in Keras 3 on the TensorFlow CPU backend.
+"""The Keras half of `train_vs_keras.py`: a tutorial model in Keras 3 on the TensorFlow CPU backend.
 
 It runs in its own virtualenv, never konbu's (TensorFlow is not a konbu dependency), and is
 normally started by `train_vs_keras.py`, which exports the data and reads the JSON line this prints.
 To run it by hand, from the repository root, on an .npz written by that script:
 
-    benchmarks/.venv-keras/bin/python benchmarks/_keras_side.py DATA.npz --epochs 5 --threads 2
+    benchmarks/.venv-keras/bin/python benchmarks/_keras_side.py DATA.npz --model lenet --epochs 5 --threads 2
+
+The models are konbu's zoo entries of the same names (src/konbu/models/zoo.py), layer for layer.
 
 The .npz holds `train_images`/`test_images` uint8 [N, 1, 28, 28] and `train_labels`/`test_labels`
 int64 [N]. The last line on stdout is one JSON object: images/s over epochs 2..E, epoch times,
@@ -21,9 +23,43 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _conv(filters, size, padding="valid"):
+    from keras import layers
+    return layers.Conv2D(filters, size, padding=padding, activation="relu")
+
+
+def _chollet_mnist():   # Deep Learning with Python 5.1
+    from keras import layers
+    return [_conv(32, 3), layers.MaxPooling2D(2), _conv(64, 3), layers.MaxPooling2D(2), _conv(64, 3),
+            layers.Flatten(), layers.Dense(64, activation="relu")]
+
+
+def _tfjs_mnist():      # tfjs-examples/mnist
+    from keras import layers
+    return [_conv(16, 3), layers.MaxPooling2D(2, 2), _conv(32, 3), layers.MaxPooling2D(2, 2), _conv(32, 3),
+            layers.Flatten(), layers.Dense(64, activation="relu")]
+
+
+def _deep_mnist():      # TensorFlow's "Deep MNIST for experts"
+    from keras import layers
+    return [_conv(32, 5, "same"), layers.MaxPooling2D(2), _conv(64, 5, "same"), layers.MaxPooling2D(2),
+            layers.Flatten(), layers.Dense(1024, activation="relu"), layers.Dropout(0.5)]
+
+
+def _lenet():           # Deep Learning with Keras, ch. 3
+    from keras import layers
+    return [_conv(20, 5, "same"), layers.MaxPooling2D(2, 2), _conv(50, 5, "same"), layers.MaxPooling2D(2, 2),
+            layers.Flatten(), layers.Dense(500, activation="relu")]
+
+
+# name -> the layers between the 28x28x1 input and the Dense(10) softmax output
+MODELS = {"chollet-mnist": _chollet_mnist, "tfjs-mnist": _tfjs_mnist, "deep-mnist": _deep_mnist, "lenet": _lenet}
+
+
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help=".npz written by train_vs_keras.py")
+    parser.add_argument("--model", choices=sorted(MODELS), default="chollet-mnist")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -62,17 +98,8 @@ test_labels = arrays["test_labels"]
 
 # ------------------------------------------------------------------------------- Build the model
 
-model = keras.Sequential([
-    keras.Input(shape=(28, 28, 1)),
-    layers.Conv2D(32, 3, activation="relu"),     # (26, 26, 32)
-    layers.MaxPooling2D(2),                      # (13, 13, 32)
-    layers.Conv2D(64, 3, activation="relu"),     # (11, 11, 64)
-    layers.MaxPooling2D(2),                      # (5, 5, 64)
-    layers.Conv2D(64, 3, activation="relu"),     # (3, 3, 64)
-    layers.Flatten(),                            # (576,)
-    layers.Dense(64, activation="relu"),
-    layers.Dense(10, activation="softmax"),
-], name="chollet_mnist")
+model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *MODELS[arguments.model](),
+                          layers.Dense(10, activation="softmax")], name=arguments.model.replace("-", "_"))
 model.compile(
     # Keras's RMSprop defaults (rho 0.9, epsilon 1e-7); the PyTorch rows copy them.
     optimizer=keras.optimizers.RMSprop(learning_rate=arguments.learning_rate),

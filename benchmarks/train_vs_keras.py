@@ -1,20 +1,27 @@
-"""Is konbu faster than Keras? chollet-mnist trained by Keras 3, by a plain PyTorch loop and by konbu.
+"""Is konbu faster than Keras? The tutorials' MNIST models trained by Keras 3, by a plain PyTorch loop
+and by konbu, in fp32 and bf16, in one process and in data-parallel processes.
 
-All three train the same network (Deep Learning with Python 5.1, 93,322 parameters) on the same
-4,000 mnist-sample train images, batch 64, RMSprop lr 1e-3, the same number of epochs and CPU
-threads, in one run, and are tested on the same 1,000 test images. From the repository root:
+Every row trains the same network (konbu's zoo entry, built layer for layer in Keras by
+_keras_side.py) on the same 4,000 mnist-sample train images, with RMSprop lr 1e-3 (Keras's
+defaults), inputs scaled to [0, 1], no augmentation, the same batch, epochs and CPU cores, and is
+tested on the same 1,000 test images. From the repository root:
 
-    .venv/bin/python benchmarks/train_vs_keras.py --epochs 5 --threads 2
+    .venv/bin/python benchmarks/train_vs_keras.py --epochs 5                 # chollet-mnist, batch 64
+    .venv/bin/python benchmarks/train_vs_keras.py --models all --batch-sizes 64,256 --repeats 2
 
 Keras runs in its own virtualenv as a subprocess (TensorFlow is never a konbu dependency):
 
     python3 -m venv benchmarks/.venv-keras
     benchmarks/.venv-keras/bin/pip install tensorflow-cpu keras numpy
 
-images/s counts epochs 2..E only, for every row: epoch 1 pays one-off costs (Keras traces and
-compiles its train step; PyTorch warms its allocator and oneDNN kernels), so it is printed apart.
-Nothing here asserts a timing; the targets (konbu/Keras >= 2.0, accuracy no lower than Keras's)
-are reported, not enforced.
+konbu's rows: each --konbu-precision (default fp32, and bf16 where the CPU has it natively) in each
+--nproc (default 1 and 2: one process with every core, or one single-thread process per core,
+DistributedDataParallel over gloo, the same global batch). images/s counts epochs 2..E only, for
+every row: epoch 1 pays one-off costs (Keras traces and compiles its train step; PyTorch warms its
+allocator and oneDNN kernels), so it is printed apart; `run s` is konbu's whole fit() call, the
+processes' start-up included. These machines are shared and noisy: --repeats R trains every row R
+times, interleaved, and keeps each row's best images/s. Nothing here asserts a timing; the targets
+(konbu/Keras >= 2.0 in fp32 and in bf16, accuracy no lower than Keras's) are reported, not enforced.
 """
 
 import argparse
@@ -38,30 +45,58 @@ KERAS_PYTHON = REPOSITORY / "benchmarks" / ".venv-keras" / "bin" / "python"
 KERAS_VENV_COMMAND = ("python3 -m venv benchmarks/.venv-keras && "
                       "benchmarks/.venv-keras/bin/pip install tensorflow-cpu keras numpy")
 SPEED_TARGET = 2.0  # from the issue: konbu at least twice Keras's images/s
+MODELS = ("chollet-mnist", "tfjs-mnist", "deep-mnist", "lenet")
 
 try:
     import konbu  # noqa: F401  (installed with `pip install -e .`)
 except ImportError:
     sys.path.insert(0, str(REPOSITORY / "src"))  # a bare checkout: use its src/ directly
 from konbu.data import load_dataset  # noqa: E402
+from konbu.device import cpu_has_bf16  # noqa: E402
+
+
+def _names(text: str, allowed, what: str) -> list:
+    names = list(allowed) if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown {what} {unknown[0] if unknown else text!r}; "
+                                         f"expected some of {', '.join(allowed)} or all")
+    return names
+
+
+def _counts(text: str) -> list:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected numbers of at least 1, got {text!r}")
+    return counts
 
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=lambda text: _names(text, MODELS, "model"), default=["chollet-mnist"],
+                        help=f"comma-separated, or all: {', '.join(MODELS)}")
+    parser.add_argument("--batch-sizes", type=_counts, default=[64], help="comma-separated, e.g. 64,256")
     parser.add_argument("--epochs", type=int, default=5, help="epochs for every row (at least 2)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every row")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU cores every row uses")
+    parser.add_argument("--konbu-precision", type=lambda text: _names(text, ("fp32", "bf16"), "precision"),
+                        default=["fp32", "bf16"] if cpu_has_bf16() else ["fp32"],
+                        help="konbu rows' precisions (default: fp32, and bf16 where the CPU has it natively)")
+    parser.add_argument("--nproc", type=_counts, default=[1, 2],
+                        help="konbu rows' process counts: 1 (all cores in one process) and N (N processes, "
+                             "the cores shared out)")
+    parser.add_argument("--repeats", type=int, default=1, help="train every row this many times; keep the best")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--konbu-precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="konbu's precision; auto is bf16 autocast where the CPU has native bf16")
     parser.add_argument("--keras-python", type=Path, default=KERAS_PYTHON,
                         help="python of the virtualenv holding tensorflow-cpu and keras")
     arguments = parser.parse_args()
     if arguments.epochs < 2:
         parser.error("--epochs must be at least 2: epoch 1 is warm-up and is not timed")
-    if arguments.threads < 1:
-        parser.error("--threads must be at least 1")
+    if arguments.threads < 1 or arguments.repeats < 1:
+        parser.error("--threads and --repeats must be at least 1")
     # absolute, not resolved: resolving a virtualenv's python follows its symlink out of the venv
     arguments.keras_python = arguments.keras_python.absolute()
     return arguments
@@ -69,7 +104,7 @@ def parse_arguments():
 
 @dataclass
 class Result:
-    """One row of the table."""
+    """One row of a table."""
 
     name: str
     images_per_second: float     # train images / wall second, epochs 2..E
@@ -77,6 +112,7 @@ class Result:
     test_accuracy: float
     note: str = ""
     other_cpu_share: float | None = None  # of all cores, taken by other processes while it trained
+    run_seconds: float | None = None      # konbu: the whole fit() call
 
 
 def images_per_second_after_warm_up(images_per_epoch, epoch_seconds):
@@ -119,14 +155,14 @@ def with_other_cpu_share(train_row, *row_arguments):
 # ----------------------------------------------------------------------------------- Keras row
 
 
-def train_keras(arguments, data_path, train_size) -> Result:
+def train_keras(arguments, data_path, train_size, model, batch_size) -> Result:
     """Run `_keras_side.py` in the Keras virtualenv and read the JSON line it prints last."""
     environment = dict(os.environ,
                        OMP_NUM_THREADS=str(arguments.threads),
                        TF_CPP_MIN_LOG_LEVEL="2",   # TensorFlow's banners would bury the JSON line
                        CUDA_VISIBLE_DEVICES="")    # a CPU benchmark, even where a GPU build is installed
-    command = [str(arguments.keras_python), str(KERAS_SIDE), str(data_path),
-               "--epochs", str(arguments.epochs), "--batch-size", str(arguments.batch_size),
+    command = [str(arguments.keras_python), str(KERAS_SIDE), str(data_path), "--model", model,
+               "--epochs", str(arguments.epochs), "--batch-size", str(batch_size),
                "--learning-rate", str(arguments.learning_rate), "--threads", str(arguments.threads),
                "--seed", str(arguments.seed)]
     completed = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=REPOSITORY)
@@ -145,6 +181,7 @@ def train_keras(arguments, data_path, train_size) -> Result:
 
 
 # --------------------------------------------------------------------------- Plain PyTorch row
+# chollet-mnist only: the baseline of the issue's table, the loop anyone writes first
 
 
 def build_plain_model() -> nn.Sequential:
@@ -159,7 +196,7 @@ def build_plain_model() -> nn.Sequential:
     )
 
 
-def train_plain_pytorch(arguments, train, test) -> Result:
+def train_plain_pytorch(arguments, train, test, batch_size) -> Result:
     """The naive loop: fp32, float copy of the data, default layouts, no fusion, no autocast."""
     torch.manual_seed(arguments.seed)
     model = build_plain_model()
@@ -173,8 +210,8 @@ def train_plain_pytorch(arguments, train, test) -> Result:
         model.train()
         # The train split is sorted by label, so an unshuffled epoch would train digit by digit.
         order = torch.randperm(len(images))
-        for start in range(0, len(images), arguments.batch_size):
-            batch = order[start:start + arguments.batch_size]
+        for start in range(0, len(images), batch_size):
+            batch = order[start:start + batch_size]
             loss = F.cross_entropy(model(images[batch]), labels[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -199,80 +236,69 @@ def plain_test_accuracy(model, test) -> float:
 # ----------------------------------------------------------------------------------- konbu row
 
 
-def train_konbu(arguments, train_size):
-    """konbu.fit on the same data and settings; None (with the reason printed) if it can't run yet."""
-    try:
-        import konbu
-        fit, load = konbu.fit, konbu.load_dataset
-    except (ImportError, AttributeError) as error:
-        print(f"konbu row skipped: konbu.fit is not importable yet ({error})")
-        return None
-    # konbu's images_per_second times the training pass alone; the weights and checkpoint it writes
-    # after every epoch fall outside it. Timing its "epoch" events too shows what those writes cost:
-    # consecutive events are one whole epoch apart, writes included.
-    epoch_event_times = []
-
-    def record_epoch_event(event):
-        if event.kind == "epoch":
-            epoch_event_times.append(time.perf_counter())
-
+def train_konbu(arguments, train_size, model, batch_size, precision, nproc) -> Result:
+    """konbu.fit on the same data and settings, in `nproc` processes."""
+    import konbu
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="konbu-vs-keras-") as out:
-        run = fit(model="chollet-mnist", dataset="mnist-sample", epochs=arguments.epochs,
-                  batch_size=arguments.batch_size, optimizer="rmsprop", lr=arguments.learning_rate,
-                  lr_schedule="constant",  # Keras's fit keeps the rate constant too
-                  augment="none", label_smoothing=0.0,   # the same task as the Keras and PyTorch rows
-                  val_fraction=0.0,  # every epoch trains all 4,000 images, as on the other rows
-                  device="cpu",      # Keras runs on its CPU backend; a GPU here would compare nothing
-                  precision=arguments.konbu_precision,
-                  seed=arguments.seed, threads=arguments.threads, out=out, quiet=True,
-                  listeners=[record_epoch_event])
-        metrics = run.evaluate(load("mnist-sample", "test"))
-        history = run.history  # read from the run directory, so before it is deleted
+        run = konbu.fit(model=model, dataset="mnist-sample", epochs=arguments.epochs, batch_size=batch_size,
+                        optimizer="rmsprop", lr=arguments.learning_rate,
+                        lr_schedule="constant",  # Keras's fit keeps the rate constant too
+                        augment="none", label_smoothing=0.0, normalize="unit",   # the same task as the other rows
+                        val_fraction=0.0,  # every epoch trains all 4,000 images, as on the other rows
+                        device="cpu",      # Keras runs on its CPU backend; a GPU here would compare nothing
+                        precision=precision, seed=arguments.seed, out=out, quiet=True, nproc=nproc,
+                        threads=arguments.threads if nproc == 1 else max(1, arguments.threads // nproc))
+        seconds = time.perf_counter() - started
+        history, final = run.history, run.info["final"]   # read from the run directory, before it is deleted
+    # konbu's images_per_second times the training pass alone (the global batch, on rank 0)
     training_seconds = [train_size / entry["images_per_second"] for entry in history]
-    epoch_periods = [later - earlier for earlier, later in zip(epoch_event_times, epoch_event_times[1:])]
     return Result(
-        name="konbu",
+        name=f"konbu {precision}" + (f", {nproc} processes" if nproc > 1 else ""),
         images_per_second=images_per_second_after_warm_up([train_size] * len(training_seconds), training_seconds),
         first_epoch_seconds=training_seconds[0],
-        test_accuracy=metrics["accuracy"],
-        note=(f"{run.info['precision']}, channels_last={run.info['channels_last']}; "
-              f"{train_size * len(epoch_periods) / sum(epoch_periods):,.0f} images/s counting its per-epoch saves"),
+        test_accuracy=final["test_accuracy"],
+        run_seconds=seconds,
     )
 
 
 # ------------------------------------------------------------------------------------- Report
 
 
-def print_table(arguments, train_size, test_size, rows):
-    print()
-    print(f"chollet-mnist on mnist-sample ({train_size:,} train / {test_size:,} test), batch "
-          f"{arguments.batch_size}, RMSprop lr {arguments.learning_rate:g}, {arguments.epochs} epochs, "
-          f"{arguments.threads} threads (torch {torch.__version__}, {os.cpu_count()} CPUs)")
-    print(f"images/s over epochs 2..{arguments.epochs}; epoch 1 is warm-up, its seconds shown apart")
-    print("others CPU: share of all cores other processes used while the row trained; "
-          "more than a few % means that row is slowed")
-    print()
+def best(results: list) -> Result:
+    """The repeat with the most images/s (the least disturbed by the machine's other load)."""
+    return max(results, key=lambda result: result.images_per_second)
+
+
+def print_table(arguments, model, batch_size, rows):
+    print(f"\n{model}, batch {batch_size}:")
     name_width = max(len(row.name) for row in rows)
-    print(f"{'':{name_width}}  {'images/s':>9}  {'epoch 1 s':>9}  {'test accuracy':>13}  {'others CPU':>10}")
+    print(f"  {'':{name_width}}  {'images/s':>9}  {'vs Keras':>8}  {'epoch 1 s':>9}  {'run s':>6}  "
+          f"{'test acc':>8}  {'others CPU':>10}")
+    keras = rows[0]
     for row in rows:
         others = "n/a" if row.other_cpu_share is None else f"{row.other_cpu_share:.0%}"
-        print(f"{row.name:{name_width}}  {row.images_per_second:9,.0f}  {row.first_epoch_seconds:9.2f}  "
-              f"{row.test_accuracy:13.4f}  {others:>10}  {row.note}")
-    print()
+        run = "" if row.run_seconds is None else f"{row.run_seconds:.1f}"
+        print(f"  {row.name:{name_width}}  {row.images_per_second:9,.0f}  "
+              f"{row.images_per_second / keras.images_per_second:8.2f}  {row.first_epoch_seconds:9.2f}  {run:>6}  "
+              f"{row.test_accuracy:8.4f}  {others:>10}  {row.note}")
 
 
-def print_ratios(keras, plain, konbu):
-    if konbu is None:
-        print(f"plain PyTorch / Keras: {plain.images_per_second / keras.images_per_second:.2f}")
-        return
-    speed_ratio = konbu.images_per_second / keras.images_per_second
-    accuracy_points = 100 * (konbu.test_accuracy - keras.test_accuracy)
-    print(f"konbu / Keras:         {speed_ratio:.2f}  (target >= {SPEED_TARGET}: "
-          f"{'met' if speed_ratio >= SPEED_TARGET else 'not met'})")
-    print(f"konbu / plain PyTorch: {konbu.images_per_second / plain.images_per_second:.2f}")
-    # One seed on 1,000 test images: a point or so either way is within run-to-run noise.
-    print(f"test accuracy, konbu - Keras: {accuracy_points:+.1f} points (target >= 0: "
-          f"{'met' if accuracy_points >= 0 else 'not met'})")
+def print_summary(arguments, tables):
+    """Per model and batch: konbu's best row in each precision against Keras, and the targets."""
+    print(f"\nkonbu / Keras images/s (target >= {SPEED_TARGET}); the best of --nproc "
+          f"{','.join(map(str, arguments.nproc))} per precision; accuracy in points against Keras:")
+    for (model, batch_size), rows in tables.items():
+        keras = rows[0]
+        cells = []
+        for precision in arguments.konbu_precision:
+            ours = [row for row in rows if row.name.startswith(f"konbu {precision}")]
+            top = max(ours, key=lambda row: row.images_per_second)
+            ratio = top.images_per_second / keras.images_per_second
+            processes = top.name.partition(", ")[2] or "1 process"
+            cells.append(f"{precision} {ratio:4.2f} ({processes}, {'met' if ratio >= SPEED_TARGET else 'not met'}, "
+                         f"{100 * (top.test_accuracy - keras.test_accuracy):+.1f} pts)")
+        print(f"  {model:13} batch {batch_size:<4} " + "   ".join(cells))
 
 
 # --------------------------------------------------------------------------------------- Main
@@ -283,29 +309,39 @@ def main(arguments):
     if not arguments.keras_python.exists():
         sys.exit(f"Keras virtualenv not found: {arguments.keras_python}\n"
                  f"Create it (from the repository root) with:\n    {KERAS_VENV_COMMAND}")
-
-    # ---- Prepare the data: one export, read by all three rows, so they see identical images.
     train = load_dataset("mnist-sample", "train")
     test = load_dataset("mnist-sample", "test")
     torch.set_num_threads(arguments.threads)
+    bf16 = "AVX512-BF16 or AMX: native bf16" if cpu_has_bf16() else "no native bf16 (AVX2-class)"
+    print(f"mnist-sample ({len(train):,} train / {len(test):,} test), RMSprop lr {arguments.learning_rate:g}, "
+          f"{arguments.epochs} epochs, {arguments.threads} cores per row, best of {arguments.repeats}; torch "
+          f"{torch.__version__}, {os.cpu_count()} CPUs, {bf16}")
+    print("images/s over epochs 2..E; others CPU: share of all cores other processes used meanwhile "
+          "(more than a few % slows that row)")
 
-    # ---- Keras first, while this process is idle, so the two never compete for the cores.
+    tables = {}
     with tempfile.TemporaryDirectory(prefix="konbu-vs-keras-") as directory:
+        # one export, read by every row, so they all see identical images
         data_path = Path(directory) / "mnist-sample.npz"
         np.savez(data_path, train_images=train.images.numpy(), train_labels=train.labels.numpy(),
                  test_images=test.images.numpy(), test_labels=test.labels.numpy())
-        print(f"training with Keras ({arguments.keras_python}) ...", flush=True)
-        keras_result = with_other_cpu_share(train_keras, arguments, data_path, len(train))
-
-    print("training with plain PyTorch ...", flush=True)
-    plain_result = with_other_cpu_share(train_plain_pytorch, arguments, train, test)
-
-    print("training with konbu ...", flush=True)
-    konbu_result = with_other_cpu_share(train_konbu, arguments, len(train))
-
-    rows = [row for row in (keras_result, plain_result, konbu_result) if row is not None]
-    print_table(arguments, len(train), len(test), rows)
-    print_ratios(keras_result, plain_result, konbu_result)
+        for model in arguments.models:
+            for batch_size in arguments.batch_sizes:
+                rows = {}   # name -> results of the repeats; rows run interleaved, Keras first
+                for _ in range(arguments.repeats):
+                    print(f"training {model}, batch {batch_size} ...", flush=True)
+                    results = [with_other_cpu_share(train_keras, arguments, data_path, len(train), model, batch_size)]
+                    if model == "chollet-mnist":
+                        results.append(with_other_cpu_share(train_plain_pytorch, arguments, train, test, batch_size))
+                    for precision in arguments.konbu_precision:
+                        for nproc in arguments.nproc:
+                            results.append(with_other_cpu_share(train_konbu, arguments, len(train), model,
+                                                                batch_size, precision, nproc))
+                    for result in results:
+                        rows.setdefault(result.name, []).append(result)
+                tables[model, batch_size] = [best(results) for results in rows.values()]
+                print_table(arguments, model, batch_size, tables[model, batch_size])
+    print_summary(arguments, tables)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,14 @@ what to do. The CLI prints it in one or two lines and exits 2; a traceback reach
 class KonbuError(Exception):
     """Base class of every error konbu reports to a user instead of a traceback."""
 
+    exit_code = 2   # the CLI's: a mistake in what was asked
+
+
+class ProcessError(KonbuError):
+    """A training process of several died or was killed (--nproc): not the user's input, so exit 1."""
+
+    exit_code = 1
+
 
 class UnknownNameError(KonbuError):
     """A dataset, model, optimizer or other registry name that does not exist."""

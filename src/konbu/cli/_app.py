@@ -1,9 +1,10 @@
 """The app every CLI module registers on: typer app, consoles, and the `command` decorator.
 
-A user mistake (a KonbuError) prints one or two lines and exits 2, never a traceback. A Python
-warning raised while a command runs prints as one `warning: <message>` line on stderr, without the
-source line Python's own display adds (`paths = cifar_files(family, data_dir)` means nothing to a
-user). Try it with a dataset file whose md5 is not the published one:
+A user mistake (a KonbuError) prints one or two lines and exits 2 (a lost training process,
+ProcessError: 1), never a traceback. A Python warning raised while a command runs prints as one
+`warning: <message>` line on stderr, without the source line Python's own display adds
+(`paths = cifar_files(family, data_dir)` means nothing to a user). Try it with a dataset file
+whose md5 is not the published one:
 
     konbu datasets info mnist --data-dir folder/with/other/mnist/files
 """
@@ -50,7 +51,7 @@ def reports_errors(command):
                 return command(*args, **kwargs)
             except KonbuError as error:
                 _tell("[bold red]error:[/]", str(error))
-                raise typer.Exit(2) from None
+                raise typer.Exit(error.exit_code) from None
     return wrapper
 
 

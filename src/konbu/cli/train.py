@@ -109,7 +109,11 @@ def train(
     deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic",
                                                  help="bit-repeatable kernels (may be slower on GPU)"),
     device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or mps {_default('device')}"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads (default: one per core)"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: one per core; with --nproc, the cores "
+                                                     "shared among the processes)"),
+    nproc: Optional[int] = typer.Option(None, help="train in this many data-parallel processes on this machine, "
+                                                   "the same global --batch-size split among them (several "
+                                                   "machines: torchrun, see the README)"),
     precision: Optional[str] = typer.Option(None, help=f"auto, fp32 or bf16 {_default('precision')}"),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
                                                  help="NHWC conv kernels, faster on CPU and tensor cores "
@@ -120,21 +124,23 @@ def train(
 ):
     """Train a model and write its run directory (weights, metrics, curves, report.html)."""
     # every flag but --resume, by name: the signature above is the one list of the training settings
-    settings = _options({name: value for name, value in locals().items() if name != "resume"})
+    settings = _options({name: value for name, value in locals().items() if name not in ("resume", "nproc")})
     from ..train import fit, fit_recipe
 
     try:
         if resume is not None:
-            run = fit(resume=str(resume), **settings)
+            run = fit(resume=str(resume), nproc=nproc, **settings)
         else:
-            runs = fit_recipe(**settings) if recipe else {None: fit(**settings)}
+            runs = fit_recipe(nproc=nproc, **settings) if recipe else {None: fit(nproc=nproc, **settings)}
             if len(runs) > 1:   # a comparison recipe: one run per variant, in out/<variant>
-                _print_comparison(list(runs.values()))
+                if None not in runs.values():
+                    _print_comparison(list(runs.values()))
                 return
             run = next(iter(runs.values()))
     except KeyboardInterrupt:   # fit saved last.ckpt at the current step and printed how to resume
         raise typer.Exit(130) from None
-    _print_result(run)
+    if run is not None:         # under torchrun, rank 0 prints the result; the other ranks return None
+        _print_result(run)
 
 
 def _reported_line(info):

@@ -26,6 +26,38 @@ class Layer:
     part: str        # "features" or "head"
 
 
+# Activations that commute with a max: for a non-decreasing f, max(f(a), f(b)) = f(max(a, b)), so
+# pool(f(x)) = f(pool(x)) in value and in gradient (both pass it to the same argmax)
+COMMUTE_WITH_MAX = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardtanh)
+
+
+class Stack(nn.Sequential):
+    """nn.Sequential that runs `activation, max-pool` as `max-pool, activation`: the same numbers, with
+    the activation and its backward on a quarter of the elements (a 2x2 pool). In chollet-mnist the
+    first ReLU's forward and backward on the full 26x26 map took a fifth of a CPU step; pooling first
+    trains it 1.4x faster in fp32. A pair whose modules carry hooks (feature maps, Grad-CAM, the
+    summary) runs in the written order, so an inspection sees the activation's full map."""
+
+    def forward(self, x):
+        modules = list(self._modules.values())
+        index = 0
+        while index < len(modules):
+            module = modules[index]
+            following = modules[index + 1] if index + 1 < len(modules) else None
+            if (isinstance(module, COMMUTE_WITH_MAX) and isinstance(following, nn.MaxPool2d)
+                    and not _hooked(module) and not _hooked(following)):
+                x = module(following(x))
+                index += 2
+            else:
+                x = module(x)
+                index += 1
+        return x
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
+
+
 class Net(nn.Sequential):
     """`features` then `head`; `layers` lists the spec's layers in order with their module names."""
 
@@ -117,6 +149,6 @@ def build_net(spec, input_shape, num_classes: int, init: str = "default") -> Net
     if shape != (num_classes,):
         raise ModelSpecError(f"the last layer outputs shape {shape}, but the dataset has {num_classes} classes; "
                              "end the spec with {type: dense, units: classes}")
-    net = Net(nn.Sequential(parts["features"]), nn.Sequential(parts["head"]), layers, spec, input_shape, num_classes)
+    net = Net(Stack(parts["features"]), Stack(parts["head"]), layers, spec, input_shape, num_classes)
     INITS[init](net)
     return net

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..device import autocast
 from ..inference import logits, normalise
 from .events import Event
+from .world import World
 
 
 def normalise_unit(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -208,13 +209,17 @@ def epoch_order(n: int, sample_weights: torch.Tensor | None) -> torch.Tensor:
 
 
 def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progress: EpochProgress,
-                    settings: StepSettings, emit, ema=None, guard=None, dropout=None, checkpoint=None, ctrl_c=None):
+                    settings: StepSettings, emit, ema=None, guard=None, dropout=None, checkpoint=None, ctrl_c=None,
+                    world: World = World(), trained=None):
     """Continue epoch `progress.epoch` from batch `progress.batch` (0: its start), updating `progress`
     after every step. Returns None, or a dict saying why training must stop (divergence).
 
     `loss_of`: a BatchLoss; `ema`, `guard`, `dropout`: the run's EMA, DivergenceGuard and
-    DropoutSchedule, or None; `checkpoint()` is called every `settings.checkpoint_every` steps."""
+    DropoutSchedule, or None; `checkpoint()` is called every `settings.checkpoint_every` steps.
+    `world`: the processes training together (world.py); `trained`: what the step calls, `model` or
+    DDP around it (default `model`). `progress` counts the global batch on every rank."""
     started = time.perf_counter()
+    trained = trained or model
     model.train()
     order = progress.order.to(images.device)
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices
@@ -223,18 +228,20 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     for batch in range(progress.batch + 1, batches + 1):
         if progress.step >= settings.last_step:
             break
-        x, y = images[(batch - 1) * size:batch * size], labels[(batch - 1) * size:batch * size]
+        x, y, share = world.shard(images[(batch - 1) * size:batch * size], labels[(batch - 1) * size:batch * size])
         if dropout is not None:
             dropout.apply(model, progress.step)
-        loss, output = loss_of(model, x, y)
+        loss, output = loss_of(trained, x, y)
         lr = optimizer.param_groups[0]["lr"]                       # the rate this step uses
+        totals = world.step_totals(loss, output, y, share, ctrl_c is not None and ctrl_c.pressed)
+        optimizer.zero_grad(set_to_none=True)
+        (loss * share if share != 1.0 else loss).backward()
+        batch_loss, batch_correct, seen, pressed = totals.get()
         if guard is not None:
-            reason = guard.check(loss.item())                      # checked before the step: a bad step is never taken
+            reason = guard.check(batch_loss.item())                # checked before the step: a bad step is never taken
             if reason:
                 return {"reason": "diverged", "detail": reason, "step": progress.step + 1, "epoch": progress.epoch,
                         "lr": lr}
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         if settings.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad, foreach=True)
         optimizer.step()
@@ -242,12 +249,11 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
         progress.step += 1
         if ema is not None:
             ema.update(model, progress.step)
-        batch_loss, batch_correct = loss.detach(), (output.argmax(1) == y).sum()
-        progress.loss_sum += batch_loss * y.shape[0]
+        progress.loss_sum += batch_loss * seen
         progress.correct += batch_correct
-        progress.pending.append((progress.step, batch_loss, batch_correct, y.shape[0], lr))
+        progress.pending.append((progress.step, batch_loss, batch_correct, seen, lr))
         now = time.perf_counter()
-        progress.batch, progress.seen = batch, progress.seen + y.shape[0]
+        progress.batch, progress.seen = batch, progress.seen + seen
         progress.seconds, started = progress.seconds + now - started, now
         emit(Event("batch", dict(epoch=progress.epoch, step=progress.step, batch=batch, batches=batches,
                                  loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr,
@@ -255,7 +261,8 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
                                  seconds=progress.total_seconds, images=progress.total_images)))
         if checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
             checkpoint()
-        if ctrl_c is not None and ctrl_c.pressed:
+        # a Ctrl-C on any rank stops every rank after the same step (world.step_totals carries it)
+        if pressed or (not world.distributed and ctrl_c is not None and ctrl_c.pressed):
             raise KeyboardInterrupt   # the step is complete: fit saves it, and a resume starts at the next
     return None
 

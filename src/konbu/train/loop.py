@@ -7,6 +7,7 @@
     runs = konbu.fit_recipe("symmetry", dataset="digits", epochs=3)            # {"zeros": Run, "tf": Run}
     run = konbu.fit(resume="runs/deep-mnist-...")                              # continue exactly
     run = konbu.fit(from_run="runs/deep-mnist-...", dataset="digits")          # transfer: from_run.py
+    run = konbu.fit(epochs=5, nproc=2)                                         # 2 processes: launch.py
 
 The shape of `_fit` is pytorch/examples' main(): prepare the data -> build the parts -> open the run
 directory -> `for epoch: train_one_epoch; validate; keep the best; checkpoint` -> finish (test
@@ -23,6 +24,10 @@ report: a few seconds) a first Ctrl-C lets the run finish; a second stops it, an
 it. With --deterministic on a CPU an interrupted and resumed run
 ends with the same bits as one that never stopped (tests/train/test_resume.py checks it).
 
+Several processes (--nproc N, or torchrun): every rank runs this same function (world.py says
+what differs); only rank 0 opens the run directory, listens, validates, checkpoints and finishes,
+and every rank closes an epoch with rank 0's record, so the schedule and early stopping agree.
+
 Stopping: early stopping (--patience) and the divergence guard (guard.py) end a run early; either
 way the run is finished normally (test evaluation, figures, report) from the best weights, and
 run.json's "stopped" says why: {"reason": "diverged" | "early_stopping", "step", "epoch",
@@ -33,7 +38,7 @@ import math
 import os
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -58,6 +63,7 @@ from .pretrained import pretrained_start
 from .logs import CsvLog, TensorBoardLog
 from .parts import build_parts, input_statistics, prepare_data, setup_machine
 from .stopping import Monitor
+from .world import World
 
 # settings a resumed run may change: they decide speed and logging, not the numbers
 RESUME_MAY_CHANGE = {"threads", "tensorboard"}
@@ -72,25 +78,37 @@ def default_run_dir(config: TrainConfig, model_name: str, stamp: str | None = No
 
 # ----------------------------------------------------------------------------- fit
 
-def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, resume=None, **overrides) -> Run:
+def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, resume=None, nproc: int | None = None,
+        **overrides) -> Run | None:
     """Train as `config` (or TrainConfig fields given as keywords) says; returns the loaded Run.
 
     `resume=RUN_DIR` continues that run from its last.ckpt with its own settings (a setting given
     here that differs from the run's is a ConfigError). `from_run=RUN_DIR` starts from that run's
-    model and weights (from_run.py); the model is the run's, so leave `model` out (None)."""
+    model and weights (from_run.py); the model is the run's, so leave `model` out (None).
+    `nproc=N` trains in N data-parallel processes on this machine (launch.py); under torchrun, every
+    process calls fit() and only rank 0 returns the Run (the others None)."""
     given = {**(config.to_dict() if config else {}), **overrides}
     if resume is None:
         config = TrainConfig.from_overrides(**given_model(given))
     else:
         config = _resume_config(Path(resume), given)
+    world = World.from_environment()
+    if nproc is not None and nproc != 1:
+        from .launch import launch
+        return launch(config, nproc, world, resume=resume, listeners=listeners, quiet=quiet)
     run_dir = Path(resume or config.out or default_run_dir(config, _model_name(config)))
-    with one_writer(run_dir), _deterministic(config.deterministic):   # one konbu process per run directory
+    # one konbu process writes a run directory; under torchrun, rank 0
+    with one_writer(run_dir) if world.main else nullcontext(), _deterministic(config.deterministic):
         if resume is not None:
-            for folder in (run_dir, run_dir / FIGURES_DIR):
-                remove_leftovers(folder)         # temporary files of a process killed mid-write
+            if world.main:
+                for folder in (run_dir, run_dir / FIGURES_DIR):
+                    remove_leftovers(folder)     # temporary files of a process killed mid-write
             if read_info(run_dir).get("status") == "finished":
-                return _report_again(run_dir)
-        return _fit(config, run_dir, resume is not None, listeners, quiet)
+                return _report_again(run_dir) if world.main else None
+        try:
+            return _fit(config, run_dir, resume is not None, listeners, quiet, world)
+        finally:
+            world.leave()
 
 
 @contextmanager
@@ -165,8 +183,8 @@ def _resume_config(run_dir: Path, given: dict):
                                          "out": str(run_dir)})
 
 
-def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> Run:
-    device, precision, threads = setup_machine(config)
+def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, world: World) -> Run | None:
+    device, precision, threads = setup_machine(config, world)
 
     # With --from-run: that run's model, input and weights (a resume reads its own files instead)
     start = None
@@ -184,11 +202,11 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
     last_epoch = config.last_epoch(math.ceil(len(train) / config.batch_size))
 
     # Open the run directory: a new run (never over an old one), or the run being resumed
-    def new_order():
-        return epoch_order(len(train), parts.sample_weights)
+    def new_order():   # every rank trains in rank 0's order
+        return world.broadcast(epoch_order(len(train), parts.sample_weights), device)
 
+    info = None
     if resume:
-        info = read_info(run_dir)
         state, tensors = load_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule,
                                          ema=parts.ema)
         monitor.load_state_dict(state["monitor"])
@@ -196,24 +214,29 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
             parts.guard.load_state_dict(state["guard"])
         progress = EpochProgress.restore(state, tensors, device, new_order)
         previous = [r for r in read_metrics(run_dir) if r.get("epoch", 0) < progress.epoch]
-        info = mark_resumed(run_dir, info, progress.step, progress.epoch, _stored(config))
+        if world.main:
+            info = mark_resumed(run_dir, read_info(run_dir), progress.step, progress.epoch, _stored(config))
     else:
-        info = create_run(run_dir, *_describe(config, parts, train, val, test, threads, device, precision, start),
-                          parts.evaluated)
+        if world.main:
+            info = create_run(run_dir, *_describe(config, parts, train, val, test, threads, device, precision, start,
+                                                  world), parts.evaluated)
         progress, previous = EpochProgress.begin(1, new_order(), device), []
+    world.seed(config.seed, progress.step)   # each rank its own augmentation and dropout draws
 
     history = History()
     live = events.LIVE_INTERVAL          # read now, not at import: a test may set it to 0
     listeners = ([history, MetricsLog(run_dir / METRICS_FILE, live), ProgressFile(run_dir / PROGRESS_FILE, live),
                   CsvLog(run_dir / METRICS_CSV)]
                  + ([TensorBoardLog(run_dir / TENSORBOARD_DIR)] if config.tensorboard else [])
-                 + ([] if quiet else [_printer()]) + list(listeners))
+                 + ([] if quiet else [_printer()]) + list(listeners)) if world.main else [history]
 
     def emit(event):
         for listener in listeners:
             listener(event)
 
     def checkpoint(done=False):
+        if not world.main:
+            return
         state, tensors = progress.state(done)
         state.update(best_epoch=monitor.best_epoch, best_score=monitor.best, monitor=monitor.state_dict(),
                      guard=parts.guard.state_dict() if parts.guard else None, config=config.to_dict())
@@ -228,28 +251,34 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
     # Train: each epoch, then validate, keep the best weights, checkpoint
     images, labels = train.images.to(device), train.labels.to(device)
     stop = None
+    trained = world.wrap(parts.model)           # the model, or DDP around it
     with ctrl_c_between_steps() as ctrl_c:
         try:
             for epoch in range(progress.epoch, last_epoch + 1):
                 if parts.stages is not None and parts.stages.enter(epoch):   # --fine-tune: freeze or unfreeze
+                    trained = world.wrap(parts.model)
                     emit(Event("stage", parts.stages.describe(parts.model, last_epoch)[parts.stages.stage(epoch) - 1]))
                 stop = train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, images, labels,
                                        progress, parts.settings, emit, ema=parts.ema, guard=parts.guard,
-                                       dropout=parts.dropout, checkpoint=checkpoint, ctrl_c=ctrl_c)
+                                       dropout=parts.dropout, checkpoint=checkpoint, ctrl_c=ctrl_c, world=world,
+                                       trained=trained)
                 if progress.seen == 0:           # diverged on the epoch's first step: nothing to record
                     break
-                validated = time.perf_counter()
-                validation = validate(parts.evaluated, val, parts.loss) if val is not None else None
-                batch_records = progress.batch_records()
-                record = epoch_record(progress, batch_records, validation,
-                                      progress.seconds + time.perf_counter() - validated)
-                if parts.stages is not None:
-                    record["stage"] = parts.stages.stage(epoch)
+                record = batch_records = None
+                if world.main:                   # validation on rank 0; every rank closes the epoch with its record
+                    validated = time.perf_counter()
+                    validation = validate(parts.evaluated, val, parts.loss) if val is not None else None
+                    batch_records = progress.batch_records()
+                    record = epoch_record(progress, batch_records, validation,
+                                          progress.seconds + time.perf_counter() - validated)
+                    if parts.stages is not None:
+                        record["stage"] = parts.stages.stage(epoch)
+                record = world.broadcast_object(record)
                 diverged = stop is not None      # the epoch took the bad steps: it is recorded, never the best
                 with held(ctrl_c):               # closing the epoch is all or nothing: a Ctrl-C waits for its end
                     emit(Event("epoch", dict(record=record, batch_records=batch_records)))
                     parts.schedule.epoch_end(record)
-                    if not diverged and monitor.update(record):
+                    if not diverged and monitor.update(record) and world.main:
                         save_weights(run_dir / WEIGHTS_FILE, parts.evaluated)
                     if not diverged and monitor.should_stop:
                         stop = early_stopping(monitor, config, record)
@@ -264,9 +293,12 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet) -> 
         except KeyboardInterrupt:
             if stop is None:                     # last.ckpt: the steps done so far; resume continues from there
                 checkpoint()
-            info = mark_interrupted(run_dir, info, progress.step)
+            if world.main:
+                info = mark_interrupted(run_dir, info, progress.step)
             emit(Event("interrupted", dict(step=progress.step, epoch=progress.epoch, run_dir=str(run_dir))))
             raise
+        if not world.main:                       # rank 0 alone evaluates, calibrates and reports
+            return None
 
         # Finish: keep the chosen weights, evaluate them on the untouched test split, calibrate, report.
         # Still under the Ctrl-C handler: a first Ctrl-C now (or the web app's stop) lets these few
@@ -315,12 +347,13 @@ def _stored(config: TrainConfig) -> dict:
     return {key: value for key, value in config.to_dict().items() if key != "dataset"}
 
 
-def _describe(config: TrainConfig, parts, train, val, test, threads, device, precision, start=None):
+def _describe(config: TrainConfig, parts, train, val, test, threads, device, precision, start, world):
     """(run.json's first contents, model.json, preprocess.json) of a new run."""
     info = {
         "model": parts.spec["name"], "model_source": parts.spec["source"], "dataset": config.dataset,
         "config": _stored(config), "seed": config.seed, "device": str(device), "precision": precision,
-        "threads": threads, "channels_last": parts.loss.channels_last, "augment": parts.augment_policy,
+        "threads": threads, "processes": world.size, "channels_last": parts.loss.channels_last,
+        "augment": parts.augment_policy,
         "versions": {"konbu": __version__, "torch": torch.__version__},
         "data": {"train": len(train), "validation": len(val) if val else 0, "test": len(test),
                  "dataset_source": train.info.source},

@@ -28,14 +28,17 @@ from .epoch import BatchLoss, StepSettings
 from .guard import DivergenceGuard
 from .optim import make_optimizer
 from .fine_tune import Stages, make_stages, param_groups
+from .world import World
 from .schedule import DropoutSchedule, make_schedule, make_staged_schedule, piecewise_base_lr
 
 
-def setup_machine(config: TrainConfig):
-    """(device, precision, threads) as `config` asks, with every random generator seeded."""
-    threads = set_threads(config.threads)
-    device = pick_device(config.device)
+def setup_machine(config: TrainConfig, world: World = World()):
+    """(device, precision, threads) as `config` asks, with every random generator seeded; with
+    several processes (world.py), this rank's device and share of the cores, in the process group."""
+    threads = set_threads(world.threads(config.threads))
+    device = world.device(pick_device(config.device))
     precision = resolve_precision(config.precision, device)
+    world.join(device)
     torch.manual_seed(config.seed)       # also seeds every CUDA device
     np.random.seed(config.seed)
     random.seed(config.seed)

@@ -1,0 +1,190 @@
+"""Data-parallel training (world.py, launch.py): `konbu train --nproc 2` and torchrun, on the CPU (gloo).
+
+The processes are real: each test starts the launcher (or torchrun) as a user does, from a shell.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from konbu.errors import ConfigError
+from konbu.train import fit
+from konbu.train.world import World
+
+# fp32 and no augmentation: with the same global batch, two processes then compute one process's
+# steps up to float rounding, so the runs can be held to each other closely
+SMALL = ["--model", "chollet-mnist", "--dataset", "mnist-sample", "--precision", "fp32", "--augment", "none",
+         "--batch-size", "64"]
+
+
+def konbu(*arguments, **options):
+    return subprocess.run([sys.executable, "-m", "konbu", *arguments], capture_output=True, text=True, timeout=600,
+                          **options)
+
+
+def read_run(path: Path) -> dict:
+    return json.loads((path / "run.json").read_text())
+
+
+def files_of(run_dir: Path) -> set:
+    return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if "tensorboard" not in p.parts}
+
+
+# ----------------------------------------------------------------------------- the shard arithmetic
+
+def test_shards_cover_the_global_batch_once_in_order():
+    x, y = torch.arange(10).view(10, 1), torch.arange(10)
+    parts = [World(rank, 3).shard(x, y) for rank in range(3)]
+    assert torch.equal(torch.cat([p[1] for p in parts]), y)
+    assert [p[2] for p in parts] == [3 * 3 / 10, 3 * 3 / 10, 4 * 3 / 10]
+
+
+def test_a_rank_without_an_image_adds_nothing():
+    x, y = torch.arange(2).view(2, 1), torch.arange(2)
+    shards = [World(rank, 3).shard(x, y) for rank in range(3)]
+    assert [s[2] for s in shards] == [0.0, 1.5, 1.5]
+    assert shards[0][1].shape[0] == 1   # it still runs a step, to join the all-reduce
+
+
+def test_shares_make_the_mean_of_rank_gradients_the_batch_gradient():
+    """DDP averages the ranks' gradients: with each rank's loss scaled by its share, that average is
+    the gradient of the whole batch's mean loss, uneven shards included."""
+    torch.manual_seed(0)
+    weight = torch.randn(5, 3, requires_grad=True)
+    x, y = torch.randn(7, 5), torch.randint(0, 3, (7,))
+    whole = torch.autograd.grad(F.cross_entropy(x @ weight, y), weight)[0]
+    ranks = []
+    for rank in range(3):
+        xs, ys, share = World(rank, 3).shard(x, y)
+        ranks.append(torch.autograd.grad(F.cross_entropy(xs @ weight, ys) * share, weight)[0])
+    assert torch.allclose(torch.stack(ranks).mean(0), whole, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- whole runs
+
+def test_two_processes_train_as_one_does(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out, extra in ((one, []), (two, ["--nproc", "2"])):
+        result = konbu("train", *SMALL, "--epochs", "2", "--out", str(out), *extra)
+        assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and result.stdout.count("epoch     loss") == 1   # rank 0 prints
+    first, second = read_run(one), read_run(two)
+    assert (first["processes"], second["processes"]) == (1, 2)
+    accuracy = [run["final"]["test_accuracy"] for run in (first, second)]
+    assert abs(accuracy[0] - accuracy[1]) <= 0.005, accuracy
+    losses = [[json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+               if json.loads(line)["kind"] == "epoch"] for run in (one, two)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)   # the same global batches, the same steps
+    assert files_of(one) == files_of(two)                    # the same run directory
+
+
+def test_torchrun_starts_the_same_training(tmp_path):
+    out = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "konbu", "train", *SMALL,
+                             "--steps", "40", "--val-fraction", "0", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("test accuracy") == 1   # rank 0 reports; rank 1 trains silently
+    info = read_run(out)
+    assert info["status"] == "finished" and info["processes"] == 2
+    assert (out / "report.html").is_file()
+
+
+def _children(pid: int) -> dict:
+    """{rank: pid} of a launcher's workers, from /proc (each worker's RANK variable)."""
+    ranks = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            for variable in environment:
+                if variable.startswith(b"RANK="):
+                    ranks[int(variable[5:])] = int(entry.name)
+    return ranks
+
+
+def _start_training(out: Path, steps: int):
+    """The launcher training 2 processes in its own session (a Ctrl-C for it must not reach pytest),
+    once rank 0 has written a checkpoint."""
+    process = subprocess.Popen([sys.executable, "-m", "konbu", "train", *SMALL, "--nproc", "2", "--steps", str(steps),
+                                "--checkpoint-every", "5", "--out", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "last.ckpt" / "state.json").is_file():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers through Linux's /proc")
+def test_a_killed_process_ends_the_job_with_a_clear_error_and_resume_finishes_it(tmp_path):
+    out = tmp_path / "run"
+    process = _start_training(out, steps=3000)
+    os.kill(_children(process.pid)[1], signal.SIGKILL)
+    killed = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - killed < 30            # bounded: no hang on the lost peer
+    assert process.returncode == 1
+    assert "training process 1 of 2 was killed by SIGKILL" in stderr
+    assert f"konbu train --resume {out} --nproc 2" in stderr
+    step = json.loads((out / "last.ckpt" / "state.json").read_text())["step"]
+    assert 0 < step < 3000
+    result = konbu("train", "--resume", str(out), "--nproc", "2", "--steps", "3000")
+    assert result.returncode == 0, result.stderr
+    info = read_run(out)
+    assert info["status"] == "finished" and info["final"]["test_accuracy"] > 0.5
+    assert [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == "epoch"][-1] == 3000
+
+
+def test_ctrl_c_stops_every_process_after_the_same_step(tmp_path):
+    out = tmp_path / "run"
+    process = _start_training(out, steps=3000)
+    os.killpg(process.pid, signal.SIGINT)            # what the terminal sends to the foreground group
+    process.communicate(timeout=120)
+    assert process.returncode == 130
+    info = read_run(out)
+    assert info["status"] == "interrupted"
+    state = json.loads((out / "last.ckpt" / "state.json").read_text())
+    assert 0 < state["step"] == info["interrupted"]["step"] < 3000   # rank 0 saved the step every rank stopped at
+    result = konbu("train", "--resume", str(out), "--nproc", "2")
+    assert result.returncode == 0, result.stderr
+    assert read_run(out)["status"] == "finished"
+
+
+def test_a_workers_konbu_error_is_reported_once(tmp_path):
+    missing = tmp_path / "nothing-here"
+    missing.mkdir()
+    result = konbu("train", "--nproc", "2", "--dataset", "mnist", "--data-dir", str(missing), "--out",
+                   str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1 and "mnist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nproc_is_checked_before_anything_starts(tmp_path):
+    with pytest.raises(ConfigError, match="--nproc must be"):
+        fit(nproc=0, out=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_nproc_under_torchrun_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match="torchrun"):
+        fit(nproc=2, out=str(tmp_path / "run"))
