@@ -6,6 +6,7 @@ The processes are real: each test starts the launcher (or torchrun) as a user do
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,6 +98,25 @@ def test_torchrun_starts_the_same_training(tmp_path):
     info = read_run(out)
     assert info["status"] == "finished" and info["processes"] == 2
     assert (out / "report.html").is_file()
+
+
+def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path):
+    """--nnodes 2 with a c10d --rdzv-endpoint, as the README shows for two machines: here two torchrun
+    agents on this one, each a "machine" of one process."""
+    out = tmp_path / "run"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    nodes = [subprocess.Popen([str(torchrun), "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+                               "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "konbu-test", "-m", "konbu",
+                               "train", *SMALL, "--steps", "30", "--val-fraction", "0", "--out", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [error for _, error in outputs]
+    assert sum(output.count("test accuracy") for output, _ in outputs) == 1   # global rank 0 alone reports
+    info = read_run(out)
+    assert info["status"] == "finished" and info["processes"] == 2
 
 
 def _children(pid: int) -> dict:

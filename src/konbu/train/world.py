@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
+
 # the environment torchrun sets for each process it starts (and `konbu train --nproc`, launch.py)
 RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE = "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"
 
@@ -56,9 +58,15 @@ class World:
 
     def device(self, device: torch.device) -> torch.device:
         """This rank's GPU (one per local rank), or `device` itself on a CPU."""
-        if self.distributed and device.type == "cuda":
-            return torch.device("cuda", self.local_rank)
-        return device
+        if not self.distributed or device.type == "cpu":
+            return device
+        if device.type != "cuda":
+            raise ConfigError(f"several processes train on CPUs (gloo) or CUDA GPUs (nccl), not on {device.type}; "
+                              "pass --device cpu, or train in one process")
+        if self.local_size > torch.cuda.device_count():
+            raise ConfigError(f"{self.local_size} processes on this machine but {torch.cuda.device_count()} CUDA "
+                              "GPUs: one process per GPU (--nproc, or torchrun's --nproc-per-node)")
+        return torch.device("cuda", self.local_rank)
 
     def threads(self, threads: int | None) -> int | None:
         """CPU threads per rank: as given, else the cores shared out among this machine's ranks (small
