@@ -197,6 +197,14 @@ def test_a_workers_konbu_error_is_reported_once(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_warning_is_printed_once_in_one_line(tmp_path):
+    result = konbu("train", *SMALL[:-4], "--nproc", "2", "--augment", "hflip", "--steps", "3", "--val-fraction",
+                   "0", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "flip" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: "), result.stderr
+
+
 def test_nproc_is_checked_before_anything_starts(tmp_path):
     with pytest.raises(ConfigError, match="--nproc must be"):
         fit(nproc=0, out=str(tmp_path / "run"))

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, KonbuError, ProcessError
@@ -154,6 +155,8 @@ def worker(spec_file: str) -> int:
 
     spec = json.loads(Path(spec_file).read_text())
     world = World.from_environment()
+    # one `warning: ...` line, as the CLI prints them (rank 0's: fit() silences the others)
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
     quiet = spec["quiet"] or not world.main
     try:
         fit(resume=spec.get("resume"), quiet=quiet, **spec["settings"])

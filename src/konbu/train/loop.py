@@ -38,6 +38,7 @@ import math
 import os
 import re
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -106,7 +107,10 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, re
             if read_info(run_dir).get("status") == "finished":
                 return _report_again(run_dir) if world.main else None
         try:
-            return _fit(config, run_dir, resume is not None, listeners, quiet, world)
+            with warnings.catch_warnings():
+                if not world.main:   # rank 0 says it once (a dataset's checksum, a flip on digits, ...)
+                    warnings.simplefilter("ignore")
+                return _fit(config, run_dir, resume is not None, listeners, quiet, world)
         finally:
             world.leave()
 
