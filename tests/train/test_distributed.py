@@ -77,6 +77,7 @@ def test_two_processes_train_as_one_does(tmp_path):
         result = konbu("train", *SMALL, "--epochs", "2", "--out", str(out), *extra)
         assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout and result.stdout.count("epoch     loss") == 1   # rank 0 prints
+    assert "cpu (fp32) x 2 processes" in result.stdout
     first, second = read_run(one), read_run(two)
     assert (first["processes"], second["processes"]) == (1, 2)
     accuracy = [run["final"]["test_accuracy"] for run in (first, second)]

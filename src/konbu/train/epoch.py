@@ -219,7 +219,7 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     `world`: the processes training together (world.py); `trained`: what the step calls, `model` or
     DDP around it (default `model`). `progress` counts the global batch on every rank."""
     started = time.perf_counter()
-    trained = trained or model
+    trained = model if trained is None else trained
     model.train()
     order = progress.order.to(images.device)
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices

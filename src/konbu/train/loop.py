@@ -250,7 +250,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
     emit(Event("start", dict(config=config.to_dict(), device=str(device), precision=precision, n_train=len(train),
                              n_val=len(val) if val else 0, epochs=last_epoch, total_steps=parts.settings.last_step,
                              run_dir=str(run_dir), steps_per_epoch=math.ceil(len(train) / config.batch_size),
-                             step=progress.step, previous=previous)))
+                             step=progress.step, previous=previous, processes=world.size)))
 
     # Train: each epoch, then validate, keep the best weights, checkpoint
     images, labels = train.images.to(device), train.labels.to(device)

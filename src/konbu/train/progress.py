@@ -25,9 +25,10 @@ class ProgressPrinter:
         length = (f"{config['steps']:,} steps ({self.epochs} epochs)" if config.get("steps")
                   else f"{self.epochs} epochs")
         recipe = f" (recipe {config['recipe']})" if config.get("recipe") else ""
+        processes = f" x {data['processes']} processes" if data.get("processes", 1) > 1 else ""
         self.console.print(
             f"[bold]konbu train[/] {config['model']} on {config['dataset']}{recipe}: {data['n_train']:,} train, "
-            f"{data['n_val']:,} validation images; {data['device']} ({data['precision']}), "
+            f"{data['n_val']:,} validation images; {data['device']} ({data['precision']}){processes}, "
             f"batch {config['batch_size']}, {config['optimizer']}, lr schedule {config['lr_schedule']}, {length}")
         self.console.print(f"run directory: {data['run_dir']}", highlight=False)
         if data.get("step"):
