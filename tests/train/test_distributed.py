@@ -121,7 +121,7 @@ def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path):
 
 
 def _children(pid: int) -> dict:
-    """{rank: pid} of a launcher's workers, from /proc (each worker's RANK variable)."""
+    """{rank: pid} of a launcher's workers, from Linux's /proc (each worker's RANK variable)."""
     ranks = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -152,7 +152,6 @@ def _start_training(out: Path, steps: int):
     return process
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers through Linux's /proc")
 def test_a_killed_process_ends_the_job_with_a_clear_error_and_resume_finishes_it(tmp_path):
     out = tmp_path / "run"
     process = _start_training(out, steps=3000)

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -72,14 +73,12 @@ def launch(config, nproc: int, world: World, resume=None, listeners=(), quiet: b
 
 
 def _start(spec_file: Path, nproc: int) -> list:
-    """The workers, rank 0 first, each with a share of the cores (OMP_NUM_THREADS, read at import)."""
+    """The workers, rank 0 first (each takes its share of the cores itself: World.threads)."""
     port = _free_port()
-    threads = str(max(1, (os.cpu_count() or 1) // nproc))
     workers = []
     for rank in range(nproc):
         environment = {**os.environ, RANK: str(rank), WORLD_SIZE: str(nproc), LOCAL_RANK: str(rank),
-                       LOCAL_WORLD_SIZE: str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+                       LOCAL_WORLD_SIZE: str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
         workers.append(subprocess.Popen([sys.executable, "-m", "konbu.train.launch", str(spec_file)], env=environment))
     return workers
 
@@ -93,7 +92,8 @@ def _free_port() -> int:
 def _watch(workers: list) -> tuple[list, int | None]:
     """Wait for every worker; once one fails, stop the rest in bounded time. (Their exit codes, the
     rank that failed first or None.)"""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None   # the workers act on it
+    in_main_thread = threading.current_thread() is threading.main_thread()   # signals can be set there only
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None   # the workers act on it
     try:
         deadline = first = None
         while True:
@@ -111,11 +111,6 @@ def _watch(workers: list) -> tuple[list, int | None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-
-
-def _main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
 
 
 def _stop(workers: list):
@@ -139,8 +134,9 @@ def _failure(codes: list, first: int | None, messages: dict, run_dir: Path, npro
     rank = first if first is not None else next(r for r, code in enumerate(codes) if code != 0)
     code = codes[rank]
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    from ..runs import CHECKPOINT_DIR
     from .checkpoint import checkpoint_path
-    saved = (checkpoint_path(run_dir / "last.ckpt") / "state.json").is_file()
+    saved = (checkpoint_path(run_dir / CHECKPOINT_DIR) / "state.json").is_file()
     after = (f"{run_dir} keeps its last complete checkpoint: `konbu train --resume {run_dir} --nproc {nproc}` "
              "continues from there" if saved else "no checkpoint had been written yet: start the run again")
     return ProcessError(f"training process {rank} of {nproc} {how}; the others were stopped. {after}")
@@ -157,9 +153,8 @@ def worker(spec_file: str) -> int:
     world = World.from_environment()
     # one `warning: ...` line, as the CLI prints them (rank 0's: fit() silences the others)
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
-    quiet = spec["quiet"] or not world.main
     try:
-        fit(resume=spec.get("resume"), quiet=quiet, **spec["settings"])
+        fit(resume=spec.get("resume"), quiet=spec["quiet"], **spec["settings"])   # fit() keeps ranks > 0 quiet
     except KeyboardInterrupt:
         return INTERRUPTED
     except KonbuError as error:

@@ -155,5 +155,5 @@ class StepTotals:
             return self._values
         self._work.wait()
         packed = self._values[0]
-        images = int(packed[2].item())
-        return packed[0] / max(images, 1), packed[1].long(), images, bool(packed[3].item())
+        images, pressed = packed[2:].tolist()   # one host sync for both
+        return packed[0] / max(images, 1), packed[1].long(), int(images), bool(pressed)
