@@ -6,6 +6,9 @@ float32. On this project's 2-core Xeon, bf16 autocast with channels_last took ch
 about 4,500 to about 9,600 training images/s with the same accuracy (see benchmarks/).
 """
 
+import ctypes
+import ctypes.util
+import platform
 from contextlib import nullcontext
 
 import torch
@@ -74,3 +77,25 @@ def set_threads(threads):
         raise ConfigError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
     return threads
+
+
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20        # glibc's largest dynamic threshold: a step's activations stay on the heap
+TRIM_THRESHOLD = 1 << 30         # keep up to 1 GiB of freed heap for the next step instead of returning it
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to reuse the memory a training step frees rather than give it back to the
+    OS: without this, each step's megabyte-sized activations and gradients come from fresh pages
+    (munmap, trim, then page faults zeroing them again), 2,000 faults a step for chollet-mnist at
+    batch 64. On a 2-core AVX2 EPYC that took its step from 23-27 ms to 17-22 ms; on an AVX512-BF16
+    EPYC it was within noise (README, Performance). The process keeps its peak heap until it exits,
+    which a training process reaches anyway. Returns whether it applied (glibc only)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

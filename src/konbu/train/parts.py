@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..data import dataset_options, fit_to_shape, load_data, validation_split
-from ..device import pick_device, resolve_precision, set_threads, to_channels_last
+from ..device import keep_freed_memory, pick_device, resolve_precision, set_threads, to_channels_last
 from ..errors import ConfigError
 from ..models import build_model, model_spec
 from .config import TrainConfig
@@ -37,6 +37,8 @@ def setup_machine(config: TrainConfig, world: World = World()):
     several processes (world.py), this rank's device and share of the cores, in the process group."""
     threads = set_threads(world.threads(config.threads))
     device = world.device(pick_device(config.device))
+    if device.type == "cpu":
+        keep_freed_memory()
     precision = resolve_precision(config.precision, device)
     world.join(device)
     torch.manual_seed(config.seed)       # also seeds every CUDA device
