@@ -1,6 +1,6 @@
-"""Tests for konbu.device on the CPU: device names, precision, CPU threads, autocast and the
-allocator setting, and the message a bad value gets. CUDA and Apple GPUs are switched off with monkeypatch, so the answers are
-the same on a machine that has one.
+"""Tests for konbu.device on the CPU: device names, precision, CPU threads, autocast, the allocator
+setting, and the message a bad value gets. CUDA and Apple GPUs are switched off with monkeypatch, so
+the answers are the same on a machine that has one.
 
     PYTHONPATH=src python -m pytest tests/test_device.py -q
 """
@@ -95,14 +95,21 @@ def test_autocast_bf16_and_fp32():
 # together, then all freed. With glibc's starting thresholds (128 KiB, pinned here: glibc moves them
 # as a process runs, so what a default process does varies from run to run) each step's blocks are
 # mmapped and unmapped, or trimmed off the heap, and the next step faults every page in again;
-# keep_freed_memory() keeps them. Minor page faults count that, in a subprocess (pytest's heap stays
+# keep_freed_memory() keeps them, and so does preparing to train on the CPU (train.parts.setup_machine).
+# Minor page faults count that, in a subprocess (pytest's heap stays
 # out of it); the first steps grow the heap and are not counted.
 FAULTS = """
 import ctypes, resource, sys, torch
 from konbu.device import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, keep_freed_memory
 mallopt = ctypes.CDLL("libc.so.6").mallopt
 mallopt(M_MMAP_THRESHOLD, 128 << 10), mallopt(M_TRIM_THRESHOLD, 128 << 10)
-applied = keep_freed_memory() if sys.argv[1] == "keep" else None
+applied = None
+if sys.argv[1] == "keep":
+    applied = keep_freed_memory()
+elif sys.argv[1] == "train":
+    from konbu.train import TrainConfig
+    from konbu.train.parts import setup_machine
+    applied = setup_machine(TrainConfig(device="cpu"))[0]
 def step():
     tensors = [torch.ones(1 << 20) for _ in range(24)]
     return sum(t[0].item() for t in tensors)
@@ -117,11 +124,19 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_keep_freed_memory_reuses_a_steps_pages_instead_of_faulting_them_in():
-    def faults(mode):
-        out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
-        applied, count = out.stdout.split()
-        return applied, int(count)
-
     assert faults("returned")[1] > 5 * 24 * 1024 * 0.9    # every step's pages faulted in anew
     applied, kept = faults("keep")
     assert applied == "True" and kept < 1024               # the heap's pages, reused
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_training_on_the_cpu_keeps_freed_memory():
+    device, kept = faults("train")
+    assert device == "cpu" and kept < 1024
+
+
+def faults(mode):
+    """(what the mode returned, minor page faults of five steps) in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
+    applied, count = out.stdout.split()
+    return applied, int(count)

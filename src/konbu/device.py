@@ -3,7 +3,9 @@
 `auto` picks cuda, then mps, then cpu. Precision `auto` uses bfloat16 autocast where the hardware
 does bf16 natively (CUDA with bf16 support; CPUs with AVX512-BF16 or AMX through oneDNN), else
 float32. On this project's 2-core Xeon, bf16 autocast with channels_last took chollet-mnist from
-about 4,500 to about 9,600 training images/s with the same accuracy (see benchmarks/).
+about 4,500 to about 9,600 training images/s with the same accuracy (see benchmarks/). Training on
+a CPU also keeps the memory a step frees in the process (keep_freed_memory): on an AVX2-only CPU,
+reusing those pages instead of faulting fresh ones in was the largest speed lever.
 """
 
 import ctypes
@@ -90,7 +92,7 @@ def keep_freed_memory() -> bool:
     OS: without this, each step's megabyte-sized activations and gradients come from fresh pages
     (munmap, trim, then page faults zeroing them again), 2,000 faults a step for chollet-mnist at
     batch 64. On a 2-core AVX2 EPYC that took its step from 23-27 ms to 17-22 ms; on an AVX512-BF16
-    EPYC it was within noise (README, Performance). The process keeps its peak heap until it exits,
+    EPYC it was within noise (README, Benchmarks). The process keeps its peak heap until it exits,
     which a training process reaches anyway. Returns whether it applied (glibc only)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
