@@ -276,7 +276,7 @@ def train_konbu(arguments, train_size, model, batch_size, precision, nproc) -> R
 # ------------------------------------------------------------------------------------- Report
 
 
-def best(results: list) -> Result:
+def pooled(results: list) -> Result:
     """The repeats as one row: every repeat's epochs, the first repeat's accuracy and run seconds."""
     first = results[0]
     return Result(first.name, [rate for result in results for rate in result.epoch_rates],
@@ -354,7 +354,7 @@ def main(arguments):
                                                                 batch_size, precision, nproc))
                     for result in results:
                         rows.setdefault(result.name, []).append(result)
-                tables[model, batch_size] = [best(results) for results in rows.values()]
+                tables[model, batch_size] = [pooled(results) for results in rows.values()]
                 print_table(arguments, model, batch_size, tables[model, batch_size])
     print_summary(arguments, tables)
 

@@ -9,7 +9,6 @@ reusing those pages instead of faulting fresh ones in was the largest speed leve
 """
 
 import ctypes
-import ctypes.util
 import platform
 from contextlib import nullcontext
 
@@ -87,6 +86,11 @@ MMAP_THRESHOLD = 32 << 20        # glibc's largest dynamic threshold: a step's a
 TRIM_THRESHOLD = 1 << 30         # keep up to 1 GiB of freed heap for the next step instead of returning it
 
 
+def has_glibc() -> bool:
+    """Whether this process runs on glibc, whose malloc keep_freed_memory tunes."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to reuse the memory a training step frees rather than give it back to the
     OS: without this, each step's megabyte-sized activations and gradients come from fresh pages
@@ -94,10 +98,7 @@ def keep_freed_memory() -> bool:
     batch 64. On a 2-core AVX2 EPYC that took its step from 23-27 ms to 17-22 ms; on an AVX512-BF16
     EPYC it was within noise (README, Benchmarks). The process keeps its peak heap until it exits,
     which a training process reaches anyway. Returns whether it applied (glibc only)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not has_glibc():
         return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
+    mallopt = ctypes.CDLL(None).mallopt   # the process's own symbols: glibc's, loaded already
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
