@@ -21,6 +21,7 @@ The validation split of a run trained before calibration existed is recomputed e
 makes it: `validation_split(train, config.val_fraction, config.seed)`.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -118,9 +119,6 @@ def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset 
     save computing them a second time. When the data is not on this machine (a run copied
     elsewhere), the figures and evaluation.json already in the run are kept and the page is rebuilt.
     """
-    plot_curves(read_metrics(run.path), figure_path(run.path, "curves"))
-    _draw_weights(run)
-
     test = _dataset_or_none(lambda: resolve_dataset(run, test_dataset, data_dir=data_dir))
     calibrated = (run.path / CALIBRATION_FILE).is_file() and figure_path(run.path, "calibration").is_file()
     if not calibrated or val_dataset is not None:
@@ -129,13 +127,21 @@ def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset 
                    else _dataset_or_none(lambda: run_validation_split(run, data_dir)))
             if val is not None:
                 calibrate_run(run, val)
-    if test is not None:
-        logits = run.logits(test.images) if test_logits is None else test_logits
-        metrics = evaluate_logits(run, test, logits, test_metrics)
-        atomic.write_json(run.path / EVALUATION_FILE, metrics)
-        plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figure_path(run.path, "confusion"))
-        draw_mistakes(run, test, logits)
-    write_diagnosis(run, data_dir)
+    logits = None if test is None else run.logits(test.images) if test_logits is None else test_logits
+
+    # The diagnosis checks run the model over the training images in a second thread while this one
+    # draws (torch releases the GIL, matplotlib keeps one core): ~1 s of a 2-core CPU's finish. It
+    # starts after the last use of the model here, because some checks hook into the model.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        diagnosis = pool.submit(write_diagnosis, run, data_dir)
+        plot_curves(read_metrics(run.path), figure_path(run.path, "curves"))
+        _draw_weights(run)
+        if test is not None:
+            metrics = evaluate_logits(run, test, logits, test_metrics)
+            atomic.write_json(run.path / EVALUATION_FILE, metrics)
+            plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figure_path(run.path, "confusion"))
+            draw_mistakes(run, test, logits)
+        diagnosis.result()
     return write_report(run.path)
 
 

@@ -1,8 +1,9 @@
 """The canvas every konbu figure is drawn on: a new figure, a PNG written atomically, an image for imshow.
 
-    from konbu.inspect.canvas import display_image, new_figure, save_figure
+    from konbu.inspect.canvas import display_image, new_figure, save_figure, set_margins
     figure = new_figure(8, 4.5)                        # inches, at DPI, constrained layout
     ax = figure.subplots()
+    figure = set_margins(new_figure(8, 4.5, layout=None), 0.6, 0.5, 0.1, 0.4)   # or fixed margins (inches)
     array, kwargs = display_image(image)               # uint8 [C, H, W] -> imshow's array and options
     ax.imshow(array, interpolation="nearest", **kwargs)
     save_figure(figure, "figures/plot.png")            # returns the path
@@ -33,6 +34,20 @@ def new_figure(width: float, height: float, layout: str | None = "constrained") 
     None for a figure that places its own artists)."""
     figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
+    return figure
+
+
+def set_margins(figure: Figure, left: float, bottom: float, right: float, top: float, across: float = 0.0,
+                down: float = 0.0, columns: int = 1, rows: int = 1) -> Figure:
+    """Lay out a figure drawn with layout=None by fixed margins, in inches: round the grid of
+    `rows` x `columns` subplots, `across` between columns and `down` between rows. The report's
+    figures have known contents, and a layout engine measures every label of a figure twice:
+    0.2-0.4 s a figure on a 2-core CPU, a third of the time the report takes to draw."""
+    width, height = figure.get_size_inches()
+    cell_width = (width - left - right - across * (columns - 1)) / columns
+    cell_height = (height - bottom - top - down * (rows - 1)) / rows
+    figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                           wspace=across / cell_width, hspace=down / cell_height)
     return figure
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from .canvas import display_image, new_figure, save_figure
+from .canvas import display_image, new_figure, save_figure, set_margins
 from .fonts import display_label, label_font
 from .metrics import normalized_confusion
 from .smoothing import centred_average
@@ -88,7 +88,8 @@ def plot_curves(records, path) -> Path:
     validation markers at the epoch's last step. Validation fields may be missing.
     """
     records = [r for r in records if isinstance(r, dict)]
-    figure = new_figure(11, 4.2)
+    # Margins fixed (in inches) rather than measured by a layout engine: the panels' labels are known.
+    figure = set_margins(new_figure(11, 4.2, layout=None), 0.7, 0.5, 0.12, 0.7, across=0.95, columns=2)
     loss_ax, accuracy_ax = figure.subplots(1, 2)
     panels = (
         (loss_ax, "loss", "Loss (lower is better)", "cross-entropy loss"),
@@ -145,19 +146,22 @@ def plot_confusion(confusion, classes, path, normalize=False) -> Path:
     values = (normalized_confusion(counts) if normalize else counts.double()).cpu().numpy()
 
     side = min(16.0, max(5.5, 0.42 * num_classes + 3.0))
-    figure = new_figure(side + 1.2, side)
+    labels = [display_label(label) for label in classes]   # kana as glyphs (CJK font) or romaji, never tofu
+    slanted = num_classes > 10 or max(len(label) for label in labels) > 3
+    if slanted:   # long or many names: the layout engine measures what they need
+        figure = new_figure(side + 1.2, side)
+    else:         # digits, kana: a few characters each, fixed margins (inches) fit them
+        figure = set_margins(new_figure(side + 1.2, side, layout=None), 0.8, 0.6, 0.8, 0.6)
     ax = figure.subplots()
     vmax = 1.0 if normalize else max(1.0, float(values.max()))
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
     colorbar = figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     colorbar.set_label("fraction of the true class" if normalize else "number of images")
 
-    labels = [display_label(label) for label in classes]   # kana as glyphs (CJK font) or romaji, never tofu
     tick_size = 10 if num_classes <= 20 else max(5, 10 - (num_classes - 20) // 8)
     ax.set_xticks(range(num_classes), labels, fontsize=tick_size, fontproperties=label_font(tick_size))
     ax.set_yticks(range(num_classes), labels, fontsize=tick_size, fontproperties=label_font(tick_size))
-    if num_classes > 10 or max(len(label) for label in labels) > 3:
-        # Long or many names overlap when horizontal.
+    if slanted:   # long or many names overlap when horizontal
         for label in ax.get_xticklabels():
             label.set(rotation=45, ha="right", rotation_mode="anchor")
     ax.set_xlabel("predicted class")

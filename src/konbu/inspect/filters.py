@@ -71,14 +71,31 @@ def _limit(values: torch.Tensor) -> float:
     return largest if largest > 0 else 1.0
 
 
-def _tiled_figure(rows, columns, tile_inches, extra_width=1.6, extra_height=1.2):
-    figure = new_figure(tile_inches * columns + extra_width, tile_inches * rows + extra_height)
+def _tiled_figure(rows, columns, tile_inches, extra_width=1.6, extra_height=1.2, layout="constrained"):
+    figure = new_figure(tile_inches * columns + extra_width, tile_inches * rows + extra_height, layout=layout)
     return figure, figure.subplots()
 
 
-def _colorbar(figure, image, ax, label):
-    bar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.8)
+def _colorbar(figure, image, ax, label, cax=None):
+    bar = figure.colorbar(image, ax=None if cax else ax, cax=cax, fraction=0.03, pad=0.02, shrink=0.8)
     bar.set_label(label, fontsize=9)
+
+
+def _fit_tiles(figure, ax, image, bar: float, top=0.75, bottom=0.15):
+    """Fixed margins (inches) for a tiled image and its title, instead of a layout engine: the axes
+    take the image's own shape, centred, with `bar` inches on the right for a colour bar; returns the
+    colour bar's axes (None for bar=0)."""
+    width, height = figure.get_size_inches()
+    rows, columns = image.get_array().shape[:2]
+    tall = height - top - bottom
+    wide = min(tall * columns / rows, width - 0.3 - bar)
+    tall = wide * rows / columns
+    left = (width - bar - wide) / 2
+    ax.set_position([left / width, bottom / height, wide / width, tall / height])
+    if not bar:
+        return None
+    return figure.add_axes([(left + wide + 0.15) / width, (bottom + 0.1 * tall) / height, 0.18 / width,
+                            0.8 * tall / height])
 
 
 def _plot_first_layer(name, weights, path, when="") -> Path:
@@ -87,18 +104,18 @@ def _plot_first_layer(name, weights, path, when="") -> Path:
     shown = min(out_channels, MAX_FILTERS)
     columns = min(shown, 8 if shown <= 32 else 16)
     rows = math.ceil(shown / columns)
-    figure, ax = _tiled_figure(rows, columns, 1.0 if columns <= 8 else 0.7)
+    figure, ax = _tiled_figure(rows, columns, 1.0 if columns <= 8 else 0.7, layout=None)
     limit = _limit(weights[:shown])
     labels = [str(index) for index in range(shown)]
     if in_channels == 3:
         # zero at mid-grey: the colour shows which mix of red, green and blue a filter wants
         tiles = (weights[:shown].permute(0, 2, 3, 1) / (2 * limit) + 0.5).clamp(0, 1)
-        draw_tiles(ax, tiles, columns, labels=labels, gap_color="white", frame=True)
+        _fit_tiles(figure, ax, draw_tiles(ax, tiles, columns, labels=labels, gap_color="white", frame=True).image, 0)
         about = "colour = the RGB mix each filter responds to, grey = 0"
     else:
         tiling = draw_tiles(ax, weights[:shown].mean(dim=1), columns, labels=labels, limit=limit, gap_color="white",
                             frame=True)
-        _colorbar(figure, tiling.image, ax, "weight")
+        _colorbar(figure, tiling.image, ax, "weight", cax=_fit_tiles(figure, ax, tiling.image, 1.0))
         about = "red: a bright pixel there raises the output, blue: lowers it"
     ax.axis("off")
     showing = "" if shown == out_channels else f" (first {shown} shown)"

@@ -117,14 +117,17 @@ def fit(config: TrainConfig | None = None, listeners=(), quiet: bool = False, re
 
 @contextmanager
 def _deterministic(on: bool):
-    """torch.use_deterministic_algorithms for the run's length, as it was afterwards."""
+    """torch.use_deterministic_algorithms for the run's length, as it was afterwards; untouched when
+    off (setting it at all imports torch's compiler: seconds on a small CPU)."""
+    if not on:
+        yield
+        return
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_benchmark = torch.backends.cudnn.benchmark
     try:
-        if on:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # cuBLAS needs it to be deterministic
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # cuBLAS needs it to be deterministic
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
         yield
     finally:
         torch.use_deterministic_algorithms(was_deterministic)

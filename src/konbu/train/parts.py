@@ -26,7 +26,7 @@ from .config import TrainConfig
 from .ema import EMA
 from .epoch import BatchLoss, StepSettings
 from .guard import DivergenceGuard
-from .optim import make_optimizer
+from .optim import Optimizer, make_optimizer
 from .fine_tune import Stages, make_stages, param_groups
 from .world import World
 from .schedule import DropoutSchedule, make_schedule, make_staged_schedule, piecewise_base_lr
@@ -101,7 +101,7 @@ class Parts:
 
     spec: dict                            # the model spec (konbu.models.model_spec), for model.json
     model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: Optimizer
     schedule: object                      # schedule.Schedule
     loss: BatchLoss
     settings: StepSettings
