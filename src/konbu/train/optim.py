@@ -57,10 +57,11 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p not in self.state:
+                    self.state[p] = self._new_state(p, group)
             if params:
-                states = [self.state[p] if p in self.state else self.state.setdefault(p, self._new_state(p, group))
-                          for p in params]
-                self._update(group, params, [p.grad for p in params], states)
+                self._update(group, params, [p.grad for p in params], [self.state[p] for p in params])
         return loss
 
     def zero_grad(self, set_to_none: bool = True):
@@ -79,13 +80,11 @@ class Optimizer:
         for group in self.param_groups:
             numbers = [index.setdefault(id(p), len(index)) for p in group["params"]]
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": numbers})
-        params = {id(p): p for group in self.param_groups for p in group["params"]}
-        return {"state": {index[id(p)]: state for p, state in self.state.items() if id(p) in params},
-                "param_groups": groups}
+        return {"state": {index[id(p)]: state for p, state in self.state.items()}, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict):
-        """Take the saved groups' settings and a copy of every parameter's state (on the parameter's
-        device and in its dtype, "step" as saved), as torch.optim does."""
+        """Take the saved groups' settings and a copy of every parameter's state, on the parameter's
+        device and in its dtype ("step" in float32: the fused kernels read it there)."""
         saved = state_dict["param_groups"]
         if [len(g["params"]) for g in saved] != [len(g["params"]) for g in self.param_groups]:
             raise ValueError("the saved optimizer state has other parameter groups than this optimizer "
@@ -96,8 +95,9 @@ class Optimizer:
         self.state = {}
         for number, state in state_dict["state"].items():
             p = params[int(number)]
-            self.state[p] = {key: value if not torch.is_tensor(value) else value.clone() if key == "step"
-                             else value.to(device=p.device, dtype=p.dtype, copy=True) for key, value in state.items()}
+            self.state[p] = {key: value.to(device=p.device, dtype=torch.float32 if key == "step" else p.dtype,
+                                           copy=True) if torch.is_tensor(value) else value
+                             for key, value in state.items()}
         for old, group in zip(saved, self.param_groups):
             group.update({key: value for key, value in old.items() if key != "params"})
 
@@ -123,10 +123,11 @@ def _sgd_update(group, params, grads, states):
         return
     # A parameter's first step starts its velocity at its gradient (the kernel's is_first_step); a
     # fine-tuned backbone's parameters get theirs later than the head's.
+    going = [i for i, state in enumerate(states) if "momentum_buffer" in state]
     first = [i for i, state in enumerate(states) if "momentum_buffer" not in state]
     for i in first:
         states[i]["momentum_buffer"] = torch.empty_like(grads[i])
-    for chosen, is_first in ((first, True), ([i for i in range(len(params)) if i not in set(first)], False)):
+    for chosen, is_first in ((first, True), (going, False)):
         if chosen:
             torch._fused_sgd_([params[i] for i in chosen], [grads[i] for i in chosen],
                               [states[i]["momentum_buffer"] for i in chosen], is_first_step=is_first, **kernel)
