@@ -167,7 +167,9 @@ def test_a_drawn_one_is_read_while_drawing(visit):
     expect(model_input).to_have_count(1)
     assert model_input.evaluate("i => i.naturalWidth") == 28
     assert model_input.evaluate("i => getComputedStyle(i).imageRendering") in ("pixelated", "crisp-edges")
-    assert model_input.bounding_box()["width"] >= 112
+    # measured in the page, retried: an answer still in flight may replace the image meanwhile
+    page.wait_for_function("() => document.querySelector('#model-input img')?.getBoundingClientRect().width >= 112",
+                           timeout=ANSWER)
     expect(page.locator("#examples img")).to_have_count(8)
     visit.shot("draw-one")
 

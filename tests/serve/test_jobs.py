@@ -53,7 +53,7 @@ def test_a_job_trains_a_run_the_runs_page_lists(client, runs):
 
 
 def test_stop_is_a_clean_checkpoint_and_resume_continues(client, runs):
-    job = client.post("/api/train", json={**SMALL, "epochs": 200, "name": "long"}).json()
+    job = client.post("/api/train", json={**SMALL, "epochs": 1000, "name": "long"}).json()   # never ends first
     wait_for_steps(runs, "long")
     busy = client.post("/api/train", json={**SMALL, "epochs": 1})
     assert busy.status_code == 409 and "--max-jobs" in busy.json()["error"]       # one job at a time

@@ -158,3 +158,33 @@ def test_a_second_ctrl_c_while_finishing_stops_and_resume_finishes(uninterrupted
     run = konbu.fit(resume=str(tmp_path / "run"), quiet=True)
     assert run.info["status"] == "finished" and run.info["final"] == uninterrupted.info["final"]
     assert same_weights(run.path / "weights.safetensors", uninterrupted.path / "weights.safetensors")
+
+
+@pytest.mark.parametrize("marks", ["create_run", "mark_resumed"])
+def test_a_ctrl_c_just_after_run_json_says_running_still_marks_it_interrupted(uninterrupted, tmp_path, monkeypatch,
+                                                                              marks):
+    """The web app stops a job as soon as run.json says it runs: a press between that write and the
+    first step is kept for after the step, so the run ends "interrupted" (and resumable), never
+    "running" with no process training it."""
+    from konbu.train import loop
+
+    out = tmp_path / "run"
+    if marks == "mark_resumed":
+        with pytest.raises(KeyboardInterrupt):
+            train(out, listeners=[InterruptAt(step=4)])
+    write = getattr(loop, marks)
+
+    def written_then_pressed(*args, **kwargs):
+        info = write(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return info
+    monkeypatch.setattr(loop, marks, written_then_pressed)
+    with pytest.raises(KeyboardInterrupt):
+        konbu.fit(resume=str(out), quiet=True) if marks == "mark_resumed" else train(out)
+    info = json.loads((out / "run.json").read_text())
+    first = 5 if marks == "mark_resumed" else 1
+    assert info["status"] == "interrupted" and info["interrupted"]["step"] == first   # one more step, then stop
+    monkeypatch.undo()
+    run = konbu.fit(resume=str(out), quiet=True)
+    assert run.info["status"] == "finished" and run.info["final"] == uninterrupted.info["final"]
+    assert same_weights(run.path / "weights.safetensors", uninterrupted.path / "weights.safetensors")

@@ -208,58 +208,61 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
     monitor = _monitor(config, has_validation=val is not None)
     last_epoch = config.last_epoch(math.ceil(len(train) / config.batch_size))
 
-    # Open the run directory: a new run (never over an old one), or the run being resumed
-    def new_order():   # every rank trains in rank 0's order
-        return world.broadcast(epoch_order(len(train), parts.sample_weights), device)
-
-    info = None
-    if resume:
-        state, tensors = load_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule,
-                                         ema=parts.ema)
-        monitor.load_state_dict(state["monitor"])
-        if parts.guard is not None and state.get("guard"):
-            parts.guard.load_state_dict(state["guard"])
-        progress = EpochProgress.restore(state, tensors, device, new_order)
-        previous = [r for r in read_metrics(run_dir) if r.get("epoch", 0) < progress.epoch]
-        if world.main:
-            info = mark_resumed(run_dir, read_info(run_dir), progress.step, progress.epoch, _stored(config))
-    else:
-        if world.main:
-            info = create_run(run_dir, *_describe(config, parts, train, val, test, threads, device, precision, start,
-                                                  world), parts.evaluated)
-        progress, previous = EpochProgress.begin(1, new_order(), device), []
-    world.seed(config.seed, progress.step)   # each rank its own augmentation and dropout draws
-
-    history = History()
-    live = events.LIVE_INTERVAL          # read now, not at import: a test may set it to 0
-    listeners = ([history, MetricsLog(run_dir / METRICS_FILE, live), ProgressFile(run_dir / PROGRESS_FILE, live),
-                  CsvLog(run_dir / METRICS_CSV)]
-                 + ([TensorBoardLog(run_dir / TENSORBOARD_DIR)] if config.tensorboard else [])
-                 + ([] if quiet else [_printer()]) + list(listeners)) if world.main else [history]
-
-    def emit(event):
-        for listener in listeners:
-            listener(event)
-
-    def checkpoint(done=False):
-        if not world.main:
-            return
-        state, tensors = progress.state(done)
-        state.update(best_epoch=monitor.best_epoch, best_score=monitor.best, monitor=monitor.state_dict(),
-                     guard=parts.guard.state_dict() if parts.guard else None, config=config.to_dict())
-        save_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule, state, ema=parts.ema,
-                        tensors=tensors)
-
-    emit(Event("start", dict(config=config.to_dict(), device=str(device), precision=precision, n_train=len(train),
-                             n_val=len(val) if val else 0, epochs=last_epoch, total_steps=parts.settings.last_step,
-                             run_dir=str(run_dir), steps_per_epoch=math.ceil(len(train) / config.batch_size),
-                             step=progress.step, previous=previous, processes=world.size)))
-
-    # Train: each epoch, then validate, keep the best weights, checkpoint
-    images, labels = train.images.to(device), train.labels.to(device)
-    stop = None
-    trained = world.wrap(parts.model)           # the model, or DDP around it
+    # From here to the end, Ctrl-C is caught: from the moment run.json says "running", a press is
+    # remembered and acted on after the next complete step, so the run is marked interrupted and
+    # not left "running" with no process training it (a stop just after a resume began did that)
     with ctrl_c_between_steps() as ctrl_c:
+        # Open the run directory: a new run (never over an old one), or the run being resumed
+        def new_order():   # every rank trains in rank 0's order
+            return world.broadcast(epoch_order(len(train), parts.sample_weights), device)
+
+        info = None
+        if resume:
+            state, tensors = load_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule,
+                                             ema=parts.ema)
+            monitor.load_state_dict(state["monitor"])
+            if parts.guard is not None and state.get("guard"):
+                parts.guard.load_state_dict(state["guard"])
+            progress = EpochProgress.restore(state, tensors, device, new_order)
+            previous = [r for r in read_metrics(run_dir) if r.get("epoch", 0) < progress.epoch]
+            if world.main:
+                info = mark_resumed(run_dir, read_info(run_dir), progress.step, progress.epoch, _stored(config))
+        else:
+            if world.main:
+                described = _describe(config, parts, train, val, test, threads, device, precision, start, world)
+                info = create_run(run_dir, *described, parts.evaluated)
+            progress, previous = EpochProgress.begin(1, new_order(), device), []
+        world.seed(config.seed, progress.step)   # each rank its own augmentation and dropout draws
+
+        history = History()
+        live = events.LIVE_INTERVAL          # read now, not at import: a test may set it to 0
+        listeners = ([history, MetricsLog(run_dir / METRICS_FILE, live), ProgressFile(run_dir / PROGRESS_FILE, live),
+                      CsvLog(run_dir / METRICS_CSV)]
+                     + ([TensorBoardLog(run_dir / TENSORBOARD_DIR)] if config.tensorboard else [])
+                     + ([] if quiet else [_printer()]) + list(listeners)) if world.main else [history]
+
+        def emit(event):
+            for listener in listeners:
+                listener(event)
+
+        def checkpoint(done=False):
+            if not world.main:
+                return
+            state, tensors = progress.state(done)
+            state.update(best_epoch=monitor.best_epoch, best_score=monitor.best, monitor=monitor.state_dict(),
+                         guard=parts.guard.state_dict() if parts.guard else None, config=config.to_dict())
+            save_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule, state,
+                            ema=parts.ema, tensors=tensors)
+
+        emit(Event("start", dict(config=config.to_dict(), device=str(device), precision=precision, n_train=len(train),
+                                 n_val=len(val) if val else 0, epochs=last_epoch, total_steps=parts.settings.last_step,
+                                 run_dir=str(run_dir), steps_per_epoch=math.ceil(len(train) / config.batch_size),
+                                 step=progress.step, previous=previous, processes=world.size)))
+
+        # Train: each epoch, then validate, keep the best weights, checkpoint
+        images, labels = train.images.to(device), train.labels.to(device)
+        stop = None
+        trained = world.wrap(parts.model)           # the model, or DDP around it
         try:
             for epoch in range(progress.epoch, last_epoch + 1):
                 if parts.stages is not None and parts.stages.enter(epoch):   # --fine-tune: freeze or unfreeze
