@@ -103,6 +103,35 @@ def test_build_report_on_a_run_from_before_calibration(run):
     assert f"T = {old.temperature:.3g}" in page
 
 
+def test_figures_drawn_in_a_forked_child_are_the_ones_one_process_draws(run, monkeypatch):
+    """build_report draws the curves, confusion and mistakes in a forked child (a second core for
+    matplotlib): the same bytes as drawing them all here."""
+    import os
+    import threading
+
+    from konbu import forked
+
+    assert threading.active_count() == 1, f"a fork needs one thread; running: {threading.enumerate()}"
+    forks = []
+    fork = os.fork
+
+    def counted_fork():
+        forks.append(1)
+        return fork()
+    monkeypatch.setattr(os, "fork", counted_fork)
+    names = ("curves", "confusion", "mistakes", "filters", "calibration")
+
+    def drawn():
+        for name in names:
+            (run.path / "figures" / f"{name}.png").unlink()
+        build_report(konbu.Run.load(run.path))
+        return {name: (run.path / "figures" / f"{name}.png").read_bytes() for name in names}
+    in_child = drawn()
+    assert forks == [1]
+    monkeypatch.setattr(forked, "can_fork", lambda: False)
+    assert drawn() == in_child and forks == [1]
+
+
 def test_damaged_calibration_json_is_a_run_directory_error(run):
     file = run.path / "calibration.json"
     saved = file.read_text() if file.exists() else None

@@ -15,7 +15,8 @@
 This module sits above konbu.inspect (it needs a loaded Run and the data): inspect draws and
 writes pages from tensors and files, this module feeds it. Its functions only add files to the run
 directory (atomically); the weights are never touched. The training loop calls them at the end of
-fit() (konbu.train.finish): `calibrate_run(run, val)` then `build_report(run, test)`.
+fit() (konbu.train.finish): `fit_calibration(run, val)`, then `build_report(run, test, reliability=...)`,
+which draws the reliability diagram with the other figures.
 
 The validation split of a run trained before calibration existed is recomputed exactly as fit()
 makes it: `validation_split(train, config.val_fraction, config.seed)`.
@@ -30,6 +31,7 @@ from . import atomic
 from .data import Dataset, validation_split
 from .errors import ConfigError, MissingDataError, ModelSpecError
 from .evaluate import evaluate_logits, resolve_dataset
+from .forked import in_child
 from .inspect import plot_confusion, plot_curves, write_report
 from .inspect.calibration import calibration_summary, fit_temperature, plot_reliability
 from .inspect.filters import plot_class_weights, plot_filters
@@ -65,14 +67,27 @@ def calibrate_run(run, val_dataset: Dataset | None = None, data_dir=None) -> dic
     `run.temperature`, so `run.predict` reports calibrated percentages at once. `val_dataset`
     None: recompute the split as fit() made it. Returns what calibration.json holds.
     """
+    summary, reliability = fit_calibration(run, val_dataset, data_dir)
+    draw_reliability(run, reliability)
+    return summary
+
+
+def fit_calibration(run, val_dataset: Dataset | None = None, data_dir=None) -> tuple[dict, tuple]:
+    """calibrate_run without the figure: (what calibration.json holds, the reliability diagram's
+    (val logits, labels)), for draw_reliability once the report's other figures are drawn too."""
     val = run_validation_split(run, data_dir) if val_dataset is None else resolve_dataset(run, val_dataset)
     logits = run.logits(val.images)
     temperature = fit_temperature(logits, val.labels)
     summary = calibration_summary(logits, val.labels, temperature)
     atomic.write_json(run.path / CALIBRATION_FILE, summary)
-    plot_reliability(logits, val.labels, temperature, figure_path(run.path, "calibration"))
     run.temperature = temperature
-    return summary
+    return summary, (logits, val.labels)
+
+
+def draw_reliability(run, reliability: tuple) -> Path:
+    """figures/calibration.png from fit_calibration's (logits, labels), with the run's temperature."""
+    logits, labels = reliability
+    return plot_reliability(logits, labels, run.temperature, figure_path(run.path, "calibration"))
 
 
 def show_calibration(run, out=None, refit: bool = False, data_dir=None) -> tuple[dict, Path, bool]:
@@ -108,7 +123,8 @@ def draw_mistakes(run, test: Dataset | None = None, logits: torch.Tensor | None 
 
 
 def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset | None = None,
-                 test_logits: torch.Tensor | None = None, test_metrics: dict | None = None, data_dir=None) -> Path:
+                 test_logits: torch.Tensor | None = None, test_metrics: dict | None = None, data_dir=None,
+                 reliability: tuple | None = None) -> Path:
     """Draw every figure into run/figures/, write evaluation.json, then report.html; return its path.
 
     Figures: curves (metrics.jsonl), confusion and mistakes (test split), filters (first conv layer;
@@ -116,31 +132,41 @@ def build_report(run, test_dataset: Dataset | None = None, val_dataset: Dataset 
     split; fitted first if the run has no calibration.json yet). `test_dataset` None: the run's own
     dataset's test split, from `data_dir` when given (else where it was trained); `test_logits` and
     `test_metrics` (classification_metrics of them), when the caller already has them (fit() does),
-    save computing them a second time. When the data is not on this machine (a run copied
+    save computing them a second time; `reliability`: fit_calibration's (logits, labels) when the
+    caller has just fitted the temperature. When the data is not on this machine (a run copied
     elsewhere), the figures and evaluation.json already in the run are kept and the page is rebuilt.
     """
     test = _dataset_or_none(lambda: resolve_dataset(run, test_dataset, data_dir=data_dir))
     calibrated = (run.path / CALIBRATION_FILE).is_file() and figure_path(run.path, "calibration").is_file()
-    if not calibrated or val_dataset is not None:
+    if reliability is None and (not calibrated or val_dataset is not None):
         if val_dataset is not None or saved_config(run.info).get("val_fraction"):
             val = (val_dataset if val_dataset is not None
                    else _dataset_or_none(lambda: run_validation_split(run, data_dir)))
             if val is not None:
-                calibrate_run(run, val)
+                _, reliability = fit_calibration(run, val)
     logits = None if test is None else run.logits(test.images) if test_logits is None else test_logits
+    metrics = None if test is None else evaluate_logits(run, test, logits, test_metrics)
 
-    # The diagnosis checks run the model over the training images in a second thread while this one
-    # draws (torch releases the GIL, matplotlib keeps one core): ~1 s of a 2-core CPU's finish. It
-    # starts after the last use of the model here, because some checks hook into the model.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        diagnosis = pool.submit(write_diagnosis, run, data_dir)
+    def test_figures():   # matplotlib alone: no model, no torch threads
         plot_curves(read_metrics(run.path), figure_path(run.path, "curves"))
-        _draw_weights(run)
-        if test is not None:
-            metrics = evaluate_logits(run, test, logits, test_metrics)
-            atomic.write_json(run.path / EVALUATION_FILE, metrics)
+        if metrics is not None:
             plot_confusion(torch.tensor(metrics["confusion"]), run.classes, figure_path(run.path, "confusion"))
             draw_mistakes(run, test, logits)
+
+    # Three lanes on a 2-core CPU's two cores, ~2.5 s of drawing in ~1.5: these figures in a forked
+    # child (matplotlib holds the GIL: a thread would wait), and in this process the diagnosis checks
+    # (the model over the training images, in a thread: torch releases the GIL) beside the weights'
+    # figures. The fork comes first, while this process has one thread; the diagnosis thread starts
+    # after the last use of the model here, because some checks hook into the model.
+    figures = in_child(test_figures)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        diagnosis = pool.submit(write_diagnosis, run, data_dir)
+        _draw_weights(run)
+        if reliability is not None:
+            draw_reliability(run, reliability)
+        if metrics is not None:
+            atomic.write_json(run.path / EVALUATION_FILE, metrics)
+        figures.join()
         diagnosis.result()
     return write_report(run.path)
 

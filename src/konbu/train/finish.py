@@ -6,7 +6,7 @@ numbers, then every figure and the report.
 """
 
 from ..inspect import classification_metrics
-from ..reporting import build_report, calibrate_run
+from ..reporting import build_report, fit_calibration
 from ..runs import Run, mark_finished
 
 
@@ -51,9 +51,10 @@ def finish_run(run_dir, info: dict, test, val, epochs: list, weights_epoch: int,
     test_metrics = classification_metrics(test_logits, test.labels, list(test.classes))
     fields.update(weights_epoch=weights_epoch,
                   final=final_metrics(test_metrics, epochs, weights_epoch, test.info.headline_metric))
-    if val is not None:
-        calibration = calibrate_run(run, val)
+    reliability = None
+    if val is not None:   # the temperature now (run.json holds it); its figure is drawn with the others
+        calibration, reliability = fit_calibration(run, val)
         fields["calibration"] = {key: calibration[key] for key in ("temperature", "ece_before", "ece_after")}
     run.info = mark_finished(run_dir, info, **fields)
-    build_report(run, test, test_logits=test_logits, test_metrics=test_metrics)
+    build_report(run, test, test_logits=test_logits, test_metrics=test_metrics, reliability=reliability)
     return run
