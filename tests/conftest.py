@@ -107,3 +107,17 @@ def published_classifier(tmp_path_factory):
     path.write_bytes(data)
     return SimpleNamespace(name="test-mobilenet", file=file, data=data, path=path, model=model.eval(),
                            categories=categories, published=published)
+
+
+@pytest.fixture
+def one_thread():
+    """This process running a single thread, as konbu.forked needs to fork: an earlier test's
+    download (torch.hub, huggingface_hub) leaves tqdm's monitor thread behind; stop it."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is not None and getattr(tqdm, "monitor", None) is not None:
+        tqdm.monitor.exit()
+        tqdm.monitor = None
+    assert threading.active_count() == 1, f"a fork needs one thread; running: {threading.enumerate()}"

@@ -13,6 +13,8 @@ import pytest
 
 from konbu import forked
 
+pytestmark = pytest.mark.usefixtures("one_thread")   # the fork path needs a one-thread process
+
 
 def writes_its_pid(path, child_does=None):
     """Work that writes the pid of the process doing it; `child_does` runs first when that is not this one."""
