@@ -34,8 +34,6 @@ import konbu.train.finish as finish
 from konbu.evaluate import resolve_dataset
 from konbu.runs import Run, read_metrics, saved_config
 
-can_fork = forked.can_fork
-
 TARGET_S = 3.0            # from the issue: the time after the last epoch
 STAGES = {finish: ["fit_calibration", "build_report"],
           reporting: ["plot_curves", "_draw_weights", "draw_reliability", "plot_confusion", "draw_mistakes",
@@ -99,14 +97,17 @@ def main():
         seconds = defaultdict(float)
         timed_stages(seconds)
         totals, per_stage = {"forked": [], "one process": []}, defaultdict(list)
-        for _ in range(arguments.repeat):                  # interleaved: the machine's noise falls on both
-            for lane, fork in (("forked", forked.can_fork), ("one process", lambda: False)):
-                forked.can_fork = fork
-                seconds.clear()
-                totals[lane].append(finish_copy(source, scratch))
-                if lane == "one process":                  # forked, the child's stages are timed in the child
-                    for name, value in seconds.items():
-                        per_stage[name].append(value)
+        can_fork = forked.can_fork
+        try:
+            for _ in range(arguments.repeat):              # interleaved: the machine's noise falls on both
+                for lane, fork in (("forked", can_fork), ("one process", lambda: False)):
+                    forked.can_fork = fork
+                    seconds.clear()
+                    totals[lane].append(finish_copy(source, scratch))
+                    if lane == "one process":              # forked, the child's stages are timed in the child
+                        for name, value in seconds.items():
+                            per_stage[name].append(value)
+        finally:
             forked.can_fork = can_fork
     print(f"finishing {source} ({arguments.repeat} times; torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print("  stages, all in one process:")
