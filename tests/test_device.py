@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from konbu import device as device_module
-from konbu.device import autocast, has_glibc, keep_freed_memory, pick_device, resolve_precision, set_threads
+from konbu.device import autocast, autotune_convolutions, has_glibc, keep_freed_memory, pick_device, resolve_precision, set_threads
 from konbu.errors import ConfigError, KonbuError
 
 
@@ -143,3 +143,16 @@ def test_training_on_the_cpu_keeps_freed_memory():
         return
     device, kept = faults("train")
     assert device == "cpu" and kept < 1024
+
+
+def test_cudnn_autotuning_is_for_cuda_runs_that_need_not_repeat_bit_for_bit():
+    was = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        assert not autotune_convolutions(torch.device("cpu"), False)
+        assert not autotune_convolutions(torch.device("cuda", 0), True)
+        assert torch.backends.cudnn.benchmark is False
+        assert autotune_convolutions(torch.device("cuda", 0), False)     # a device object: no GPU needed
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = was

@@ -80,6 +80,16 @@ def set_threads(threads):
     return threads
 
 
+def autotune_convolutions(device: torch.device, deterministic: bool) -> bool:
+    """On a CUDA device, let cuDNN time its convolution algorithms for each shape once and keep the
+    fastest (training here has fixed shapes: one batch size, one image size), as fastai does by
+    default; not with --deterministic, whose runs must repeat bit for bit. Whether it turned it on."""
+    if device.type != "cuda" or deterministic:
+        return False
+    torch.backends.cudnn.benchmark = True
+    return True
+
+
 # glibc mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20        # glibc's largest dynamic threshold: a step's activations stay on the heap

@@ -14,15 +14,21 @@ import torch
 
 from .data import Dataset, load_dataset
 from .errors import KonbuError, MissingDataError, ShapeError
+from .train.config import check_tta
 from .inspect import classification_metrics, plot_confusion
 from .inspect.calibration import expected_calibration_error, nll
 from .runs import figure_path
 
 
-def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: bool = False) -> dict:
-    """`dataset`: a Dataset, a registry name, or None for the dataset the run was trained on."""
+def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: bool = False,
+             tta: str | None = None) -> dict:
+    """`dataset`: a Dataset, a registry name, or None for the dataset the run was trained on; `tta`:
+    test-time augmentation (konbu.inference), None for the run's own (its --tta)."""
+    tta = run.tta if tta is None else check_tta(tta)
     dataset = resolve_dataset(run, dataset, split, data_dir)
-    metrics = evaluate_logits(run, dataset, run.logits(dataset.images))
+    metrics = evaluate_logits(run, dataset, run.logits(dataset.images, tta=tta))
+    if tta != "none":
+        metrics["tta"] = tta
     if figures:
         path = figure_path(run.path, "confusion")
         plot_confusion(torch.tensor(metrics["confusion"]), run.classes, path)

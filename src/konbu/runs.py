@@ -427,11 +427,17 @@ class Run:
         model.load_state_dict(load_file(path), strict=False)   # only the conv kernels; the rest stays
         return model
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Float32 logits [N, K] on the CPU for uint8 images [N, C, H, W] (normalised as trained)."""
+    def logits(self, images: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Float32 logits [N, K] on the CPU for uint8 images [N, C, H, W] (normalised as trained),
+        averaged over test-time augmentation's views with `tta` (konbu.inference)."""
         from .inference import logits
         return logits(self.model, images, self.preprocess["mean"], self.preprocess["std"],
-                      channels_last=self.channels_last)
+                      channels_last=self.channels_last, tta=tta)
+
+    @property
+    def tta(self) -> str:
+        """The test-time augmentation the run is evaluated with (its --tta; "none" by default)."""
+        return (self.info.get("config") or {}).get("tta") or "none"
 
     @property
     def channels_last(self) -> bool:
@@ -455,11 +461,12 @@ class Run:
         from .predict import predict
         return predict(self, images, top=top, reject_below=reject_below)
 
-    def evaluate(self, dataset=None, split: str = "test", data_dir=None, figures: bool = False) -> dict:
+    def evaluate(self, dataset=None, split: str = "test", data_dir=None, figures: bool = False,
+                 tta: str | None = None) -> dict:
         """Loss, accuracy, top-5, per-class report and confusion on a Dataset (default: the run's
-        own dataset's test split)."""
+        own dataset's test split), with test-time augmentation `tta` (None: the run's own)."""
         from .evaluate import evaluate
-        return evaluate(self, dataset, split=split, data_dir=data_dir, figures=figures)
+        return evaluate(self, dataset, split=split, data_dir=data_dir, figures=figures, tta=tta)
 
     def __repr__(self):
         return f"Run({str(self.path)!r}, model={self.info.get('model')!r}, dataset={self.info.get('dataset')!r})"

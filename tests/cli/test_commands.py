@@ -60,6 +60,18 @@ def test_evaluate_json_and_table(trained):
     assert (out / "figures" / "confusion.png").is_file()
 
 
+def test_evaluate_with_test_time_augmentation(trained):
+    out, _ = trained
+    plain = json.loads(konbu("evaluate", out, "--json").output)
+    result = konbu("evaluate", out, "--tta", "flip-shift", "--json")
+    assert result.exit_code == 0, result.output
+    augmented = json.loads(result.output)
+    assert augmented["tta"] == "flip-shift" and "tta" not in plain and augmented["loss"] != plain["loss"]
+    assert "test-time augmentation flip" in konbu("evaluate", out, "--tta", "flip").output
+    result = konbu("evaluate", out, "--tta", "spin")
+    assert result.exit_code == 2 and "--tta must be one of none, flip, flip-shift" in result.output
+
+
 def test_predict_json_top_k(trained, tmp_path):
     out, _ = trained
     test = load_dataset("mnist-sample", "test")
@@ -87,6 +99,7 @@ def test_predict_json_top_k(trained, tmp_path):
     (["train", "--epochs", "0"], "--epochs must be at least 1"),
     (["train", "--optimizer", "adagrad"], "unknown optimizer 'adagrad'"),
     (["train", "--model", "cifar10-deep", "--dataset", "digits", "--epochs", "1"], "too small"),
+    (["train", "--tta", "spin", "--epochs", "1"], "--tta must be one of none, flip, flip-shift"),
     (["summary", "nope"], "unknown model 'nope'"),
     (["evaluate", "no/such/run"], "run directory no/such/run not found"),
 ])

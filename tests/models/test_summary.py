@@ -68,6 +68,6 @@ def test_every_row_output_equals_a_real_forward(name):
     net = build_model(name, entry.input_shape, entry.num_classes)
     result = summary(net)
     assert result.rows[-1].output_shape == [None, entry.num_classes]
-    # Keras counts BatchNorm's moving mean and variance as non-trainable params
-    moving = sum(b.numel() for n, b in net.named_buffers() if n.endswith(("running_mean", "running_var")))
+    # Keras counts BatchNorm's moving mean and variance, and a frozen layer's weights, as non-trainable params
+    moving = sum(b.numel() for n, b in net.named_buffers() if n.endswith(("running_mean", "running_var", "whitening.weight")))
     assert result.total_params == sum(p.numel() for p in net.parameters()) + moving

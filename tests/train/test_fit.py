@@ -107,6 +107,26 @@ def test_fp32_no_validation_and_tf_init(tmp_path):
     assert run.info["final"]["test_accuracy"] > 0.8
 
 
+def test_a_whitened_run_evaluated_with_test_time_augmentation(tmp_path):
+    from konbu.inference import normalise
+    from konbu.models.layers import Whiten
+
+    spec = tmp_path / "whitened.json"
+    spec.write_text(json.dumps([{"type": "whiten"}, {"type": "conv2d", "filters": 8, "kernel_size": 3,
+                                 "activation": "relu"}, {"type": "global_maxpool2d"}, {"type": "dense", "units": "classes"}]))
+    run = konbu.fit(model=str(spec), dataset="digits", epochs=2, val_fraction=0.0, precision="fp32", augment="none",
+                    tta="flip", out=str(tmp_path / "r"), quiet=True)
+    final = run.info["final"]
+    assert final["tta"] == "flip" and 0 <= final["test_accuracy_without_tta"] <= 1
+    assert run.tta == "flip" and final["test_accuracy"] == pytest.approx(run.evaluate()["accuracy"])
+    assert final["test_accuracy_without_tta"] == pytest.approx(run.evaluate(tta="none")["accuracy"])
+    # fitted on the training images as the model saw them, before the first step, and never trained since
+    train = run.dataset("train")
+    reference = Whiten(1, 2, 5e-4)
+    reference.fit(normalise(train.images, run.preprocess["mean"], run.preprocess["std"]))
+    torch.testing.assert_close(run.model.features[0].weight.contiguous(), reference.weight)
+
+
 def test_the_default_rate_belongs_to_the_default_adam_one_cycle():
     assert TrainConfig.from_overrides().lr == DEFAULT_LR
     # another optimizer or schedule without --lr: that optimizer's Keras default (None), as Keras users expect

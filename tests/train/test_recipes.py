@@ -15,7 +15,7 @@ from konbu.train.schedule import piecewise_base_lr
 
 EXPECTED = {"tf-beginners", "tf-experts", "chollet", "tfjs", "lenet", "cifar10-net", "cifar10-deep",
             "cifar10-deep-aug", "hiragana-softmax", "hiragana-cnn", "hiragana-tuned", "k49-softmax", "k49-cnn",
-            "k49-tuned", "symmetry", "fast-mnist"}
+            "k49-tuned", "symmetry", "fast-mnist", "fast-cifar10"}
 
 
 def test_the_tutorials_are_all_there_with_their_figures():
@@ -49,8 +49,10 @@ def test_recipe_trains_a_few_steps_on_fixture_data(name):
         records = progress.batch_records()
         assert [r["step"] for r in records] == [1, 2, 3] and all(r["loss"] == r["loss"] for r in records)
         first_lr = piecewise_base_lr(config.lr_schedule) or config.lr or default_lr(config.optimizer)
-        # a 3-step one-cycle rises for 0.3 x 3 - 1 < 0 steps: step 1 is just past its peak, the recipe's lr
-        assert records[0]["lr"] == pytest.approx(first_lr, rel=0.01 if config.lr_schedule == "onecycle" else 1e-6)
+        # a 3-step one-cycle rises for 0.3 x 3 - 1 < 0 steps: step 1 is just past its peak, the recipe's lr;
+        # a triangle starts at a fifth of it
+        expected = first_lr * (0.2 if config.lr_schedule == "triangle" else 1.0)
+        assert records[0]["lr"] == pytest.approx(expected, rel=0.01 if config.lr_schedule == "onecycle" else 1e-6)
 
 
 def test_flags_override_a_recipe_and_variants_are_chosen():

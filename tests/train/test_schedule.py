@@ -66,6 +66,18 @@ def test_onecycle_matches_torch_onecyclelr():
     assert max(seen) == pytest.approx(0.4) and seen[0] == pytest.approx(0.4 / 25)
 
 
+def test_triangle_rises_and_falls_in_straight_lines():
+    seen = rates("triangle", 100, base=0.4)
+    peak = 23   # 0.23 x 100 steps
+    assert seen[0] == pytest.approx(0.08) and max(seen) == pytest.approx(0.4) and seen.index(max(seen)) == peak
+    assert seen[:peak + 1] == pytest.approx([0.08 + 0.32 * s / peak for s in range(peak + 1)])
+    assert seen[peak:] == pytest.approx([0.4 - (0.4 - 0.028) * (s - peak) / 77 for s in range(peak, 100)])
+    assert rates("triangle:pct=0.5,start=0,end=0", 4, base=1.0) == pytest.approx([0.0, 0.5, 1.0, 0.5])
+    for spec in ("triangle:pct=0", "triangle:pct=1", "triangle:start=1.5", "triangle:end=-0.1"):
+        with pytest.raises(ConfigError, match="out of range"):
+            make_schedule(spec, optimizer_for(), 10)
+
+
 def test_piecewise_by_step_and_by_epoch():
     assert rates("0:1e-3,3:1e-4,5:1e-5", 7) == pytest.approx([1e-3] * 3 + [1e-4] * 2 + [1e-5] * 2)
     assert rates("epoch:0:1e-3,2:1e-4", 6, steps_per_epoch=2) == pytest.approx([1e-3] * 4 + [1e-4] * 2)

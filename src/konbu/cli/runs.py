@@ -25,17 +25,20 @@ def evaluate(run: Path = typer.Argument(..., help="a run directory"),
              dataset: Optional[str] = typer.Option(None, help="dataset to evaluate on [default: the run's own]"),
              split: str = typer.Option("test", help="train or test"),
              data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+             tta: Optional[str] = typer.Option(None, help="test-time augmentation: none, flip, flip-shift "
+                                                          "[default: the run's own --tta]"),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Loss, accuracy, top-5, per-class precision/recall/F1, balanced accuracy; writes figures/confusion.png."""
     from ..runs import CALIBRATION_FILE, Run
 
     loaded = Run.load(run)
-    metrics = loaded.evaluate(dataset, split=split, data_dir=data_dir, figures=True)
+    metrics = loaded.evaluate(dataset, split=split, data_dir=data_dir, figures=True, tta=tta)
     if as_json:
         print(json.dumps(metrics))
         return
     console.print(f"[bold]{loaded.info.get('model')}[/] on {metrics['dataset']} ({metrics['split']}, "
-                  f"{metrics['n']:,} images)", highlight=False)
+                  f"{metrics['n']:,} images" + (f", test-time augmentation {metrics['tta']}" if "tta" in metrics
+                                                 else "") + ")", highlight=False)
     line = f"accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}"
     if "top5_accuracy" in metrics:
         line += f"  top-5 {metrics['top5_accuracy']:.4f}"

@@ -76,7 +76,7 @@ def train(
     nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd)"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="(default: adamw 0.004, others 0)"),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
-                                              help="constant, cosine, step, onecycle, plateau, or piecewise "
+                                              help="constant, cosine, step, onecycle, triangle, plateau, or piecewise "
                                                    f"\"0:1e-3,1000:1e-4\" (\"epoch:0:1e-3,5:1e-4\") "
                                                    f"{_default('lr_schedule')}"),
     warmup: Optional[int] = typer.Option(None, help=f"steps of linear learning-rate warm-up {_default('warmup')}"),
@@ -84,6 +84,8 @@ def train(
                                                    help="drop rate by step, \"0:0.0,3000:0.7,10000:0.9\""),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=_default("label_smoothing")),
     ema: Optional[float] = typer.Option(None, help="keep a moving average of the weights with this decay (0.999)"),
+    tta: Optional[str] = typer.Option(None, help="test-time augmentation of the final test evaluation: none, flip, "
+                                                 f"flip-shift (airbench's) {_default('tta')}"),
     class_weights: Optional[str] = typer.Option(None, "--class-weights", help="balanced: weight rare classes up"),
     sampler: Optional[str] = typer.Option(None, help=f"shuffle, or balanced (classes drawn equally often) "
                                                      f"{_default('sampler')}"),

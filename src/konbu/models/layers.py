@@ -218,8 +218,15 @@ def build_global_avgpool2d(entry, shape, layer):
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), (shape[0],)
 
 
+@register_layer_type("global_maxpool2d", "global_max_pooling2d", "GlobalMaxPooling2D")
+def build_global_maxpool2d(entry, shape, layer):
+    """The largest value of each feature map: (C, H, W) -> (C,) (airbench's head)."""
+    _spatial(shape, layer)
+    return nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten()), (shape[0],)
+
+
 # the layer types after which features are flat: the first of them starts a Net's head
-HEAD_STARTS = ("flatten", "global_avgpool2d")
+HEAD_STARTS = ("flatten", "global_avgpool2d", "global_maxpool2d")
 
 
 @register_layer_type("dense", "dense", "Dense", fields={"units", "activation", "use_bias"}, required={"units"})
@@ -239,7 +246,8 @@ def build_dropout(entry, shape, layer):
     return nn.Dropout(float(rate)), shape
 
 
-@register_layer_type("batchnorm", "batch_normalization", "BatchNormalization", fields={"momentum", "epsilon"})
+@register_layer_type("batchnorm", "batch_normalization", "BatchNormalization",
+                     fields={"momentum", "epsilon", "center", "scale"})
 def build_batchnorm(entry, shape, layer):
     keras_momentum, eps = entry.get("momentum", 0.99), entry.get("epsilon", 1e-3)
     # `not (in range)`, so NaN is refused too
@@ -249,8 +257,126 @@ def build_batchnorm(entry, shape, layer):
         raise ModelSpecError(f"{layer}: `epsilon` must be a number in (0, 1] (Keras's 0.001), got {eps!r}")
     # Keras momentum 0.99 means running = 0.99 * running + 0.01 * batch; torch counts the other way
     momentum = 1.0 - float(keras_momentum)
-    norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-    return norm(shape[0], eps=eps, momentum=momentum), shape
+    norm = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], eps=eps, momentum=momentum)
+    # Keras's center=False / scale=False: no beta / gamma; here they stay at 0 / 1, untrained (the
+    # optimizer skips a parameter without a gradient), so the state dict keeps its usual keys
+    for field, parameter in (("center", norm.bias), ("scale", norm.weight)):
+        value = entry.get(field, True)
+        if not isinstance(value, bool):
+            raise ModelSpecError(f"{layer}: `{field}` must be true or false, got {value!r}")
+        parameter.requires_grad_(value)
+    return norm, shape
+
+
+class Whiten(nn.Module):
+    """A frozen convolution that whitens the image's k x k patches (airbench's first layer): its
+    filters are the eigenvectors of the training patches' covariance, each scaled by 1 / sqrt(its
+    eigenvalue + eps), and their negatives, so the next layer sees decorrelated inputs of unit
+    variance from the first step. The filters are a buffer, never trained: `fit_whitening` sets them
+    from the training images before training (they start at zero), and they are saved with the run."""
+
+    def __init__(self, channels: int, kernel: int, eps: float):
+        super().__init__()
+        self.kernel, self.eps = kernel, eps
+        self.register_buffer("weight", torch.zeros(2 * channels * kernel * kernel, channels, kernel, kernel))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor):
+        """Set the filters from images x [N, C, H, W] (normalised, float) as this layer sees them."""
+        channels, k = x.shape[1], self.kernel
+        size = channels * k * k
+        total, products, count = torch.zeros(size, dtype=torch.float64), torch.zeros(size, size, dtype=torch.float64), 0
+        for chunk in x.split(500):   # in float64 a chunk's patches take 46 MB (CIFAR): all 5,000 would take 460
+            patches = chunk.double().cpu().unfold(2, k, 1).unfold(3, k, 1)   # N, C, H', W', k, k
+            patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, size)
+            total += patches.sum(0)
+            products += patches.T @ patches
+            count += patches.shape[0]
+        mean = total / count
+        covariance = products / count - torch.outer(mean, mean)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)       # ascending: the largest first below
+        scale = torch.rsqrt(eigenvalues.flip(0).clamp(min=0) + self.eps)
+        filters = (eigenvectors.T.flip(0) * scale[:, None]).reshape(-1, channels, k, k)
+        self.weight.copy_(torch.cat([filters, -filters]).to(self.weight.dtype))
+
+
+WHITEN_SAMPLE = 5000     # training images the whitening is fitted on (airbench: 5,000)
+
+
+@torch.no_grad()
+def fit_whitening(model: nn.Module, images: torch.Tensor, normalise) -> bool:
+    """Fit every Whiten layer of `model`, in order, on the first WHITEN_SAMPLE of uint8 `images` as
+    it sees them (`normalise`: uint8 -> the model's float input, then the layers before it); whether
+    the model had one."""
+    whitens = [module for module in model.modules() if isinstance(module, Whiten)]
+    if whitens:
+        x = normalise(images[:WHITEN_SAMPLE].to(whitens[0].weight.device)).float()
+        for whiten in whitens:
+            whiten.fit(_input_of(model, whiten, x))
+    return bool(whitens)
+
+
+class _Reached(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+def _input_of(model: nn.Module, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What `module` receives when `model` runs on x in eval mode (the pass stops there)."""
+    def stop(_, inputs):
+        raise _Reached(inputs[0])
+    handle, was_training = module.register_forward_pre_hook(stop), model.training
+    try:
+        model.eval()(x)
+    except _Reached as reached:
+        return reached.value
+    finally:
+        handle.remove()
+        model.train(was_training)
+    raise ModelSpecError("a whitening layer is not on the model's forward path")
+
+
+@register_layer_type("whiten", "whitening", "Whitening", fields={"kernel_size", "epsilon"})
+def build_whiten(entry, shape, layer):
+    """A frozen patch-whitening convolution (Whiten): 2 x C x k x k channels out, no padding."""
+    channels, height, width = _spatial(shape, layer)
+    kernel = entry.get("kernel_size", 2)
+    if not _is_count(kernel) or kernel > 8:
+        raise ModelSpecError(f"{layer}: `kernel_size` must be a whole number from 1 to 8, got {kernel!r}")
+    eps = entry.get("epsilon", 5e-4)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+        raise ModelSpecError(f"{layer}: `epsilon` must be a number in (0, 1] (airbench's 0.0005), got {eps!r}")
+    _check_size(height - kernel + 1, width - kernel + 1, layer, shape)
+    return Whiten(channels, kernel, float(eps)), (2 * channels * kernel * kernel, height - kernel + 1, width - kernel + 1)
+
+
+class Rescaling(nn.Module):
+    """x * scale + offset, as Keras's Rescaling layer."""
+
+    def __init__(self, scale: float, offset: float):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x):
+        return x * self.scale + self.offset if self.offset else x * self.scale
+
+    def extra_repr(self):
+        return f"scale={self.scale:g}, offset={self.offset:g}"
+
+
+@register_layer_type("rescaling", "rescaling", "Rescaling", fields={"scale", "offset"}, required={"scale"})
+def build_rescaling(entry, shape, layer):
+    """Keras's Rescaling; after the last dense layer it calms the logits (airbench's 1/9, Page's 1/8)."""
+    values = []
+    for field, default in (("scale", None), ("offset", 0.0)):
+        value = entry.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < 1e6:
+            raise ModelSpecError(f"{layer}: `{field}` must be a number (e.g. 0.1111), got {value!r}")
+        values.append(float(value))
+    return Rescaling(*values), shape
 
 
 @register_layer_type("activation", "activation", "Activation", fields={"activation"}, required={"activation"})

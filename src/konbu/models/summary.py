@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ShapeError
+from .layers import Whiten
 
 
 @dataclass
@@ -94,6 +95,8 @@ def _mult_adds(module, output):
         return output.numel() * per_output
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
+    if isinstance(module, Whiten):
+        return output.numel() * module.weight[0].numel()
     return 0
 
 
@@ -106,8 +109,12 @@ def _rows_of(model):
 
 
 def _running_stats(module):
+    """Weights a module keeps as buffers, which Keras counts as non-trainable parameters: BatchNorm's
+    moving mean and variance, and a whitening layer's fitted filters."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
         return module.running_mean.numel() + module.running_var.numel()
+    if isinstance(module, Whiten):
+        return module.weight.numel()
     return 0
 
 

@@ -100,6 +100,29 @@ def conv_bn(filters, convs=1):
     return block * convs + [pool(2)]
 
 
+def airbench_block(filters):
+    """airbench's conv group: conv 3x3 -> max-pool 2 -> BatchNorm -> GELU -> conv 3x3 -> BatchNorm -> GELU.
+    The convs have no bias and BatchNorm no scale (the conv before it sets that); its running statistics
+    follow the batches closely (momentum 0.6 in torch's terms)."""
+    norm = {"type": "batchnorm", "momentum": 0.4, "epsilon": 1e-12, "scale": False}
+    gelu = {"type": "activation", "activation": "gelu"}
+    conv = {"type": "conv2d", "filters": filters, "kernel_size": 3, "padding": "same", "use_bias": False}
+    return [conv, pool(2), norm, gelu, conv, norm, gelu]
+
+
+register_model(
+    "fast-cifar10",
+    # airbench94's network (K. Jordan, 2024): a frozen 2x2 patch-whitening first layer fitted on the training
+    # images, three conv groups of widths 64, 256, 256, the largest value of each map, and logits scaled by
+    # 1/9, which keeps them small while the high learning rate moves the layer before
+    [{"type": "whiten", "kernel_size": 2}, {"type": "activation", "activation": "gelu"},
+     *airbench_block(64), *airbench_block(256), *airbench_block(256), {"type": "global_maxpool2d"},
+     {"type": "dense", "units": "classes", "use_bias": False}, {"type": "rescaling", "scale": 1 / 9}],
+    source="K. Jordan, airbench94 (94% on CIFAR-10 in 3.83 s on an A100; github.com/KellerJordan/cifar10-airbench)",
+    description="whitening, three conv-pool-BN-GELU groups (64, 256, 256), global max-pool",
+    input_shape=(3, 32, 32))
+
+
 register_model(
     "fast-mnist",
     # airbench's ideas at MNIST's size: BatchNorm lets SGD-Nesterov take a one-cycle schedule's high rates, so

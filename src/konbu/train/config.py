@@ -26,6 +26,13 @@ DEFAULT_LR = 5e-3   # measured on the default run: 1e-3 (Keras's) 97.9%, 5e-3 98
 
 
 NORMALIZATIONS = ("standard", "unit")
+TTA = ("none", "flip", "flip-shift")   # the test-time augmentations konbu.inference knows
+
+
+def check_tta(tta, what: str = "--tta") -> str:
+    if tta not in TTA:
+        raise ConfigError(f"{what} must be one of {', '.join(TTA)}, got {tta!r}")
+    return tta
 
 
 @dataclass
@@ -67,7 +74,7 @@ class TrainConfig:
     momentum: float | None = None  # sgd/rmsprop momentum; None: Keras's 0.0 (plain SGD)
     nesterov: bool = False         # Nesterov momentum for sgd (needs momentum > 0)
     weight_decay: float | None = None  # None: Keras's default (adamw 0.004, the others 0)
-    lr_schedule: str = "onecycle"  # per batch: constant, cosine, step, onecycle, plateau or a piecewise
+    lr_schedule: str = "onecycle"  # per batch: constant, cosine, step, onecycle, triangle, plateau or a piecewise
                                    # "0:1e-3,1000:1e-4" (by step; "epoch:0:1e-3,5:1e-4" by epoch)
     warmup: int = 0                # batches of linear warm-up in front of the schedule (big lr, adam)
     dropout_schedule: str | None = None  # piecewise drop rate by step, "0:0.0,3000:0.7"; sets every Dropout
@@ -75,6 +82,8 @@ class TrainConfig:
                                    # test accuracy on mnist-sample with augmentation (seeds 0-3)
     ema: float | None = None       # decay of an exponential moving average of the weights (e.g. 0.999);
                                    # the average is what is validated and saved. None: off
+    tta: str = "none"              # test-time augmentation of the final test evaluation: none, flip, or
+                                   # flip-shift (airbench's: the mirror and 1-pixel shifts; konbu.inference)
     class_weights: str | None = None   # "balanced": loss weight n / (K * count) per class, for skewed data
     sampler: str = "shuffle"       # shuffle: each image once per epoch; balanced: classes drawn equally often
     clip_grad: float | None = None # clip the global gradient norm to this (a guard against spikes)
@@ -150,6 +159,7 @@ class TrainConfig:
         _number("--label-smoothing", self.label_smoothing, "must be in [0, 1)", 0.0, 1.0, high_open=True)
         _number("--ema", self.ema, "is a decay in (0, 1) such as 0.999", 0.0, 1.0, low_open=True, high_open=True,
                 optional=True)
+        check_tta(self.tta)
         if self.class_weights not in (None, "balanced"):
             raise ConfigError(f"--class-weights takes 'balanced', got {self.class_weights!r}")
         if self.sampler not in ("shuffle", "balanced"):

@@ -47,10 +47,13 @@ def finish_run(run_dir, info: dict, test, val, epochs: list, weights_epoch: int,
     """Evaluate, calibrate, mark the run finished (with `fields`: best epoch, seconds, ...) and write
     its figures and report. The run is loaded on the training device, so a GPU run is evaluated there."""
     run = Run.load(run_dir, device=device)
-    test_logits = run.logits(test.images)
+    test_logits = run.logits(test.images, tta=run.tta)
     test_metrics = classification_metrics(test_logits, test.labels, list(test.classes))
-    fields.update(weights_epoch=weights_epoch,
-                  final=final_metrics(test_metrics, epochs, weights_epoch, test.info.headline_metric))
+    final = final_metrics(test_metrics, epochs, weights_epoch, test.info.headline_metric)
+    if run.tta != "none":   # the headline is the augmented one (as airbench reports); one plain pass beside it
+        plain = run.logits(test.images).argmax(1) == test.labels
+        final.update(tta=run.tta, test_accuracy_without_tta=plain.float().mean().item())
+    fields.update(weights_epoch=weights_epoch, final=final)
     reliability = None
     if val is not None:   # the temperature now (run.json holds it); its figure is drawn with the others
         calibration, reliability = fit_calibration(run, val)

@@ -19,9 +19,11 @@ import numpy as np
 import torch
 
 from ..data import dataset_options, fit_to_shape, load_data, validation_split
-from ..device import keep_freed_memory, pick_device, resolve_precision, set_threads, to_channels_last
+from ..device import autotune_convolutions, keep_freed_memory, pick_device, resolve_precision, set_threads, to_channels_last
 from ..errors import ConfigError
+from ..inference import normalise
 from ..models import build_model, model_spec
+from ..models.layers import fit_whitening
 from .config import TrainConfig
 from .ema import EMA
 from .epoch import BatchLoss, StepSettings
@@ -39,6 +41,7 @@ def setup_machine(config: TrainConfig, world: World = World()):
     device = world.device(pick_device(config.device))
     if device.type == "cpu":
         keep_freed_memory()
+    autotune_convolutions(device, config.deterministic)
     precision = resolve_precision(config.precision, device)
     world.join(device)
     torch.manual_seed(config.seed)       # also seeds every CUDA device
@@ -140,6 +143,9 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = config.total_steps(steps_per_epoch)
     spec, model, from_run = _model(config, train, start)
+    mean, std = input_statistics(config, train, start)
+    if start is None:   # a fresh model: its whitening layers (if any) from the training images as it sees them
+        fit_whitening(model, train.images, lambda images: normalise(images, mean, std))
     channels_last = to_channels_last(model, device, config.channels_last)
     first_rate = piecewise_base_lr(config.lr_schedule)
     if first_rate is not None and config.lr is not None and config.lr != first_rate:
@@ -166,7 +172,6 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     if policy is not None:
         from .augment import make_augment
         augment = make_augment(policy, train.info)
-    mean, std = input_statistics(config, train, start)
     loss = BatchLoss(torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
                      torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1), num_classes, device,
                      precision, channels_last, augment, class_weights, config.label_smoothing)

@@ -4,6 +4,9 @@
     --lr-schedule cosine                        half a cosine from the base rate to 0 over the run
     --lr-schedule step                          x0.1 every third of the run ("step:every=1000,gamma=0.5")
     --lr-schedule onecycle                      Smith's one-cycle, as torch's OneCycleLR ("onecycle:pct=0.3")
+    --lr-schedule triangle                      airbench's: a straight rise from 0.2x the base rate to it over
+                                                the first 23% of the run, a straight fall to 0.07x
+                                                ("triangle:pct=0.23,start=0.2,end=0.07")
     --lr-schedule plateau                       x0.1 after 10 epochs without a better val_loss
                                                 ("plateau:factor=0.5,patience=2,monitor=val_accuracy")
     --lr-schedule "0:1e-3,1000:1e-4,3000:1e-5"  piecewise: the rate from each step on (values are rates;
@@ -92,6 +95,8 @@ OPTION_RANGES = {
     "div": (1.0, 1e9, False, False, "base rate / starting rate"),
     "final_div": (1.0, 1e12, False, False, "starting rate / final rate"),
     "factor": (0.0, 1.0, True, True, "a factor"),
+    "start": (0.0, 1.0, False, False, "a fraction of the base rate"),
+    "end": (0.0, 1.0, False, False, "a fraction of the base rate"),
     "patience": (0.0, 1e6, False, False, "epochs"),
     "min_delta": (0.0, 1e6, False, False, "a change of the monitored value"),
     "min_lr": (0.0, MAX_LR, False, False, "a learning rate"),
@@ -135,6 +140,20 @@ def _onecycle(base, total, per_epoch, options):
     return rate
 
 
+def _triangle(base, total, per_epoch, options):
+    """Straight lines from base * start to base at step pct * total, then towards base * end at the run's end
+    (step total; as airbench's np.interp(step, [0, pct * total, total], [start, 1, end]))."""
+    peak = options["pct"] * total
+    start, end = base * options["start"], base * options["end"]
+
+    def rate(step):
+        step = min(step, total)
+        if step < peak:
+            return start + (base - start) * step / peak
+        return base + (end - base) * (step - peak) / max(total - peak, 1)
+    return rate
+
+
 def _plateau(base, total, per_epoch, options):
     return lambda step: base   # the reductions are state: see Schedule.epoch_end
 
@@ -145,6 +164,7 @@ SCHEDULES = {
     "cosine": (_cosine, {"min": 0.0}),
     "step": (_step, {"every": 0.0, "every_epochs": 0.0, "gamma": 0.1}),
     "onecycle": (_onecycle, {"pct": 0.3, "div": 25.0, "final_div": 1e4}),
+    "triangle": (_triangle, {"pct": 0.23, "start": 0.2, "end": 0.07}),   # airbench94's
     # Keras ReduceLROnPlateau's defaults; patience counts epochs (validation happens once an epoch)
     "plateau": (_plateau, {"factor": 0.1, "patience": 10.0, "min_delta": 1e-4, "min_lr": 0.0,
                            "monitor": "val_loss"}),
