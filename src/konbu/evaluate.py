@@ -14,10 +14,10 @@ import torch
 
 from .data import Dataset, load_dataset
 from .errors import KonbuError, MissingDataError, ShapeError
-from .train.config import check_tta
 from .inspect import classification_metrics, plot_confusion
 from .inspect.calibration import expected_calibration_error, nll
 from .runs import figure_path
+from .train.config import check_tta
 
 
 def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: bool = False,
