@@ -130,13 +130,36 @@ def test_settings_checks():
     for bad, message in [({"steps": 0}, "--steps"), ({"warmup": -1}, "--warmup"), ({"ema": 1.5}, "--ema"),
                          ({"class_weights": "inverse"}, "balanced"), ({"sampler": "random"}, "--sampler"),
                          ({"monitor": "val_f1"}, "--monitor"), ({"guard": 0.5}, "--guard"),
-                         ({"label_smoothing": 1.0}, "--label-smoothing"), ({"clip_grad": 0}, "--clip-grad")]:
+                         ({"label_smoothing": 1.0}, "--label-smoothing"), ({"clip_grad": 0}, "--clip-grad"),
+                         ({"norm_bias_lr_scale": 0}, "--norm-bias-lr-scale"),
+                         ({"norm_bias_lr_scale": float("nan")}, "--norm-bias-lr-scale")]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig.from_overrides(**bad)
     with pytest.raises(ConfigError, match="drop --lr"):
         parts_for(model="softmax", lr=0.1, lr_schedule="0:1e-3,10:1e-4")
     with pytest.raises(ConfigError, match="--val-fraction is 0"):
         konbu.fit(model="softmax", dataset="tiny-mnist", val_fraction=0.0, patience=2, quiet=True, out="/nonexistent/x")
+
+
+def test_batchnorm_biases_train_at_their_own_multiple_of_the_rate_and_decay_as_much_per_step():
+    _, train, parts, _ = parts_for(model="fast-mnist", optimizer="sgd", lr=0.1, weight_decay=0.001,
+                                   norm_bias_lr_scale=64, lr_schedule="constant")
+    model, optimizer = parts.model, parts.optimizer
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    main, biases = optimizer.param_groups
+    assert [id(p) for p in biases["params"]] == [id(m.bias) for m in norms]
+    assert {id(p) for p in main["params"]} == {id(p) for p in model.parameters()} - {id(m.bias) for m in norms}
+    assert (main["lr"], main["weight_decay"]) == (pytest.approx(0.1), 0.001)
+    assert (biases["lr"], biases["weight_decay"]) == (pytest.approx(6.4), pytest.approx(0.001 / 64))
+    before = {id(p): p.detach().clone() for p in model.parameters()}
+    loss, _ = parts.loss(model, train.images[:16], train.labels[:16])
+    loss.backward()
+    gradients = {id(p): p.grad.clone() for p in model.parameters()}
+    optimizer.step()
+    for p in model.parameters():   # plain SGD: p -= lr * (grad + weight_decay * p)
+        lr, decay = (6.4, 0.001 / 64) if any(p is m.bias for m in norms) else (0.1, 0.001)
+        torch.testing.assert_close(p.detach(), before[id(p)] - lr * (gradients[id(p)] + decay * before[id(p)]))
+    assert len(parts_for(model="fast-mnist")[2].optimizer.param_groups) == 1   # 1 (the default): one group
 
 
 def test_auto_augmentation_follows_the_data():

@@ -84,6 +84,9 @@ def train(
                                                    help="drop rate by step, \"0:0.0,3000:0.7,10000:0.9\""),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=_default("label_smoothing")),
     ema: Optional[float] = typer.Option(None, help="keep a moving average of the weights with this decay (0.999)"),
+    norm_bias_lr_scale: Optional[float] = typer.Option(None, "--norm-bias-lr-scale",
+                                                       help="BatchNorm biases train at this multiple of the rate "
+                                                            f"(airbench's 64) {_default('norm_bias_lr_scale')}"),
     tta: Optional[str] = typer.Option(None, help="test-time augmentation of the final test evaluation: none, flip, "
                                                  f"flip-shift (airbench's) {_default('tta')}"),
     class_weights: Optional[str] = typer.Option(None, "--class-weights", help="balanced: weight rare classes up"),

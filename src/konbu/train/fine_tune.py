@@ -72,13 +72,25 @@ def make_stages(config, model) -> Stages | None:
     return Stages(backbone, config.freeze_epochs, blocks if top is None else min(top, blocks), config.unfreeze)
 
 
-def param_groups(model, backbone_lr_ratio: float):
+def param_groups(model, backbone_lr_ratio: float, norm_bias_lr_scale: float = 1.0):
     """The optimizer's groups: the head (and every non-backbone weight) first, at the scheduled rate;
-    then the backbone, at `backbone_lr_ratio` of it (Schedule multiplies each group's rate by its
-    "lr_scale"). A model without a backbone is one group."""
+    with `norm_bias_lr_scale` other than 1, the BatchNorm biases outside a backbone next, at that
+    multiple of it (airbench's bias_scaler; build_parts divides their weight decay by it, so they
+    decay as much per step); then the backbone, at `backbone_lr_ratio` of it (Schedule multiplies
+    each group's rate by its "lr_scale"). A model with neither is one group."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
     backbone = backbone_of(model)
-    if backbone is None:
+    inside = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    biases = [] if norm_bias_lr_scale == 1.0 else [
+        m.bias for m in model.modules() if isinstance(m, _BatchNorm)
+        and m.bias is not None and m.bias.requires_grad and id(m.bias) not in inside]
+    if backbone is None and not biases:
         return list(model.parameters())
-    inside = {id(p) for p in backbone.parameters()}
-    return [{"params": [p for p in model.parameters() if id(p) not in inside], "lr_scale": 1.0},
-            {"params": list(backbone.parameters()), "lr_scale": backbone_lr_ratio}]
+    apart = inside | {id(p) for p in biases}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in apart], "lr_scale": 1.0}]
+    if biases:
+        groups.append({"params": biases, "lr_scale": norm_bias_lr_scale, "norm_biases": True})
+    if backbone is not None:
+        groups.append({"params": list(backbone.parameters()), "lr_scale": backbone_lr_ratio})
+    return groups

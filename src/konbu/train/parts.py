@@ -151,8 +151,11 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     if first_rate is not None and config.lr is not None and config.lr != first_rate:
         raise ConfigError(f"--lr {config.lr:g} and --lr-schedule {config.lr_schedule!r} disagree: a piecewise "
                           "schedule gives the rates itself; drop --lr")
-    optimizer = make_optimizer(config.optimizer, param_groups(model, config.backbone_lr_ratio), first_rate or config.lr,
-                               config.momentum, config.nesterov, config.weight_decay)
+    optimizer = make_optimizer(config.optimizer, param_groups(model, config.backbone_lr_ratio, config.norm_bias_lr_scale),
+                               first_rate or config.lr, config.momentum, config.nesterov, config.weight_decay)
+    for group in optimizer.param_groups:
+        if group.get("norm_biases"):   # the same decay per step at the higher rate
+            group["weight_decay"] /= config.norm_bias_lr_scale
     stages = make_stages(config, model)
     if stages is not None:   # each stage its own curve: stage 2 starts at the full rate again
         first_steps = min(config.freeze_epochs * steps_per_epoch, total_steps)
