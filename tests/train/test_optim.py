@@ -151,6 +151,57 @@ def test_a_group_that_starts_later_starts_its_momentum_then():
         torch.testing.assert_close(mine, reference, rtol=1e-6, atol=1e-7)
 
 
+def _snapshot(model, optimizer):
+    return ([p.detach().clone() for p in model.parameters()],
+            [{k: v.clone() for k, v in state.items()} for state in optimizer.state.values()])
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a[0], b[0])) and len(a[1]) == len(b[1]) and all(
+        s.keys() == t.keys() and all(torch.equal(s[k], t[k]) for k in s) for s, t in zip(a[1], b[1]))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_a_skipped_step_changes_nothing_and_the_next_is_a_normal_one(name):
+    """The divergence guard's device-side skip (a NaN gradient, as after a blown-up loss): no
+    parameter, buffer or step count moves, also on a first step, and later steps are exactly those
+    of an optimizer that never saw the skipped one."""
+    skipping, plain = small_cnn(), small_cnn()
+    plain.load_state_dict(skipping.state_dict())
+    settings = KONBU_SETTINGS[name] if name != "sgd" else {"lr": 0.05, "momentum": 0.9, "nesterov": True}
+    optimizers = [make_optimizer(name, m.parameters(), **settings) for m in (skipping, plain)]
+    assert optimizers[0].can_skip
+    on, off = torch.ones((), dtype=torch.float32), torch.zeros((), dtype=torch.float32)
+    for first in (True, False):
+        before = _snapshot(skipping, optimizers[0])
+        for p in skipping.parameters():
+            p.grad = torch.full_like(p, float("nan"))
+        optimizers[0].step(skip=on)
+        after = _snapshot(skipping, optimizers[0])
+        if first:   # the state is made, as it was before any step: zeros, no step counted
+            assert all(torch.equal(a, b) for a, b in zip(before[0], after[0]))
+            assert after[1] and all(not v.any() for state in after[1] for v in state.values())
+        else:
+            assert _same(before, after)
+        generator = torch.Generator().manual_seed(3 if first else 4)
+        x, y = torch.randn(8, 1, 8, 8, generator=generator), torch.randint(0, 3, (8,), generator=generator)
+        for model, optimizer, skip in ((skipping, optimizers[0], off), (plain, optimizers[1], None)):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step(skip=skip)
+        assert _same(_snapshot(skipping, optimizers[0]), _snapshot(plain, optimizers[1]))
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "adadelta"])
+def test_rules_without_a_device_skip_refuse_one(name):
+    model = small_cnn()
+    optimizer = make_optimizer(name, model.parameters())
+    train_steps(model, optimizer, steps=1)
+    assert not optimizer.can_skip
+    with pytest.raises(ValueError, match="cannot skip"):
+        optimizer.step(skip=torch.zeros(()))
+
+
 def test_a_saved_state_for_other_groups_is_refused():
     optimizer = make_optimizer("adam", small_cnn().parameters())
     other = make_optimizer("adam", list(small_cnn().parameters())[:2])

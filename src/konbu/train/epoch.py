@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..device import autocast
 from ..inference import logits, normalise
 from .events import Event
+from .guard import SYNC_EVERY
 from .world import World
 
 
@@ -118,6 +119,16 @@ class EpochProgress:
     @property
     def total_images(self) -> int:
         return self.earlier_images + self.seen
+
+    def rewind(self, step: int) -> float:
+        """Forget step `step` and the later steps of this epoch (a DeviceGuard skipped them: their
+        losses and counts were never added to the sums); returns the learning rate `step` had."""
+        lr = next(p[4] for p in self.pending if p[0] == step)
+        dropped = [p for p in self.pending if p[0] >= step]
+        self.pending = [p for p in self.pending if p[0] < step]
+        self.step, self.batch = step - 1, self.batch - len(dropped)
+        self.seen -= sum(p[3] for p in dropped)
+        return lr
 
     def batch_records(self) -> list:
         """The epoch's steps so far as metrics.jsonl records (one device sync for the pending steps)."""
@@ -225,6 +236,24 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices
     size = settings.batch_size
     batches = math.ceil(images.shape[0] / size)
+    on_device = guard is not None and guard.on_device
+    stop = None
+
+    def fired():
+        """DeviceGuard: why to stop, once its verdict (one host sync) says it fired, with the steps
+        it skipped forgotten; else None."""
+        nonlocal stop
+        verdict = guard.verdict() if on_device and stop is None else None
+        if verdict is not None:
+            lr = progress.rewind(verdict.step)
+            stop = {"reason": "diverged", "detail": verdict.reason, "step": verdict.step, "epoch": progress.epoch,
+                    "lr": lr}
+        return stop
+
+    def records():   # a live metrics.jsonl never shows a step the guard skipped
+        fired()
+        return progress.batch_records()
+
     for batch in range(progress.batch + 1, batches + 1):
         if progress.step >= settings.last_step:
             break
@@ -237,34 +266,50 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
         optimizer.zero_grad(set_to_none=True)
         (loss * share if share != 1.0 else loss).backward()
         batch_loss, batch_correct, seen, pressed = totals.get()
-        if guard is not None:
+        skip = None
+        if on_device:                                              # decided on the device, read every few steps
+            skip = guard.watch(batch_loss, progress.step + 1)
+        elif guard is not None:
             reason = guard.check(batch_loss.item())                # checked before the step: a bad step is never taken
             if reason:
                 return {"reason": "diverged", "detail": reason, "step": progress.step + 1, "epoch": progress.epoch,
                         "lr": lr}
         if settings.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad, foreach=True)
-        optimizer.step()
+        if skip is None:
+            optimizer.step()
+        else:
+            optimizer.step(skip=skip)
         schedule.step()
         progress.step += 1
         if ema is not None:
             ema.update(model, progress.step)
-        progress.loss_sum += batch_loss * seen
-        progress.correct += batch_correct
+        if skip is None:
+            progress.loss_sum += batch_loss * seen
+            progress.correct += batch_correct
+        else:                                                      # a skipped step adds nothing (its loss may be NaN)
+            progress.loss_sum += torch.where(skip > 0, 0.0, batch_loss * seen)
+            progress.correct += torch.where(skip > 0, 0, batch_correct)
         progress.pending.append((progress.step, batch_loss, batch_correct, seen, lr))
         now = time.perf_counter()
         progress.batch, progress.seen = batch, progress.seen + seen
         progress.seconds, started = progress.seconds + now - started, now
         emit(Event("batch", dict(epoch=progress.epoch, step=progress.step, batch=batch, batches=batches,
                                  loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr,
-                                 records=progress.batch_records,   # a method: the device sync only if called
+                                 records=records,   # a function: the device sync only if called
                                  seconds=progress.total_seconds, images=progress.total_images)))
-        if checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
+        due = checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0
+        stopping = pressed or (not world.distributed and ctrl_c is not None and ctrl_c.pressed)
+        if on_device and (due or stopping or batch == batches or progress.step >= settings.last_step
+                          or progress.step % SYNC_EVERY == 0 or stop is not None):
+            if fired() is not None:   # never checkpointed: a diverged state is no place to resume from
+                return stop
+        if due:
             checkpoint()
         # a Ctrl-C on any rank stops every rank after the same step (world.step_totals carries it)
-        if pressed or (not world.distributed and ctrl_c is not None and ctrl_c.pressed):
+        if stopping:
             raise KeyboardInterrupt   # the step is complete: fit saves it, and a resume starts at the next
-    return None
+    return stop
 
 
 def validate(model, dataset, loss_of: BatchLoss):

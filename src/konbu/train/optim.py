@@ -19,6 +19,11 @@ step is also shorter: RMSprop for chollet-mnist 0.85 ms against 1.65, Adam 0.24 
 The interface is torch.optim's: param_groups (dicts: "params", "lr", ...; the schedules set "lr"),
 state (per parameter), step, zero_grad, and state_dict / load_state_dict in torch.optim's layout,
 so checkpoints written by either load into the other.
+
+`step(skip=flag)` (SGD, Adam, AdamW: `Optimizer.can_skip`) takes a 0-d float32 tensor on the
+parameters' device and leaves every parameter and state as it is where the flag is 1.0, decided on
+the device (the fused kernels' `found_inf`, as GradScaler uses it): the divergence guard's
+device-side check (guard.DeviceGuard) stops a bad step on a GPU without waiting for its loss.
 """
 
 import torch
@@ -31,11 +36,11 @@ class Optimizer:
     `update(group, params, grads, states)` changes the parameters (and their states) in place;
     `new_state(param, group)` is a parameter's state before its first step."""
 
-    def __init__(self, params, update, new_state, **defaults):
+    def __init__(self, params, update, new_state, can_skip=False, **defaults):
         for key, what in (("lr", "learning rate"), ("eps", "epsilon"), ("weight_decay", "weight decay")):
             if key in defaults and not defaults[key] >= 0.0:     # also refuses NaN
                 raise ValueError(f"invalid {what}: {defaults[key]}")
-        self.defaults, self._update, self._new_state = defaults, update, new_state
+        self.defaults, self._update, self._new_state, self.can_skip = defaults, update, new_state, can_skip
         groups = list(params)
         if not groups:
             raise ValueError("the optimizer got an empty parameter list")
@@ -49,8 +54,11 @@ class Optimizer:
         self.param_groups.append(group)
 
     @torch.no_grad()
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns `closure()`'s loss, if given."""
+    def step(self, closure=None, skip: torch.Tensor | None = None):
+        """One update of every parameter that has a gradient; returns `closure()`'s loss, if given.
+        `skip` (rules with can_skip only): 0-d float32 on the device; 1.0 leaves everything as it is."""
+        if skip is not None and not self.can_skip:
+            raise ValueError("this optimizer's rule cannot skip a step on the device")
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -61,7 +69,8 @@ class Optimizer:
                 if p not in self.state:
                     self.state[p] = self._new_state(p, group)
             if params:
-                self._update(group, params, [p.grad for p in params], [self.state[p] for p in params])
+                grads, states = [p.grad for p in params], [self.state[p] for p in params]
+                self._update(group, params, grads, states, **({"skip": skip} if skip is not None else {}))
         return loss
 
     def zero_grad(self, set_to_none: bool = True):
@@ -114,32 +123,37 @@ def _count_step(states):
     torch._foreach_add_([state["step"] for state in states], 1)
 
 
-def _sgd_update(group, params, grads, states):
+def _sgd_update(group, params, grads, states, skip=None):
     momentum = group["momentum"]
     kernel = dict(weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"], dampening=0.0,
-                  nesterov=group["nesterov"], maximize=False, grad_scale=None, found_inf=None)
+                  nesterov=group["nesterov"], maximize=False, grad_scale=None, found_inf=skip)
     if not momentum:
         torch._fused_sgd_(params, grads, [], is_first_step=False, **kernel)
         return
     # A parameter's first step starts its velocity at its gradient (the kernel's is_first_step); a
-    # fine-tuned backbone's parameters get theirs later than the head's.
+    # fine-tuned backbone's parameters get theirs later than the head's. Zeros, not empty: a skipped
+    # first step leaves the buffer as it was, and the next step's 0 * momentum + gradient is the same
+    # velocity a first step starts with.
     going = [i for i, state in enumerate(states) if "momentum_buffer" in state]
     first = [i for i, state in enumerate(states) if "momentum_buffer" not in state]
     for i in first:
-        states[i]["momentum_buffer"] = torch.empty_like(grads[i])
+        states[i]["momentum_buffer"] = torch.zeros_like(grads[i])
     for chosen, is_first in ((first, True), (going, False)):
         if chosen:
             torch._fused_sgd_([params[i] for i in chosen], [grads[i] for i in chosen],
                               [states[i]["momentum_buffer"] for i in chosen], is_first_step=is_first, **kernel)
 
 
-def _adam_update(group, params, grads, states):
+def _adam_update(group, params, grads, states, skip=None):
     _count_step(states)
     kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
     beta1, beta2 = group["betas"]
+    steps = [s["step"] for s in states]
     kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
-           [s["step"] for s in states], amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
-           weight_decay=group["weight_decay"], eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+           steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
+           weight_decay=group["weight_decay"], eps=group["eps"], maximize=False, grad_scale=None, found_inf=skip)
+    if skip is not None:   # a skipped step is not counted (torch.optim's fused Adam does the same)
+        torch._foreach_sub_(steps, [skip] * len(steps))
 
 
 def _rmsprop_update(group, params, grads, states):
@@ -183,8 +197,8 @@ def _adadelta_update(group, params, grads, states):
 def _sgd(params, lr, momentum, nesterov, weight_decay):
     if nesterov and not momentum:
         raise ConfigError("--nesterov needs momentum; add e.g. --momentum 0.9")
-    return Optimizer(params, _sgd_update, lambda p, group: {}, lr=lr, momentum=momentum or 0.0, nesterov=nesterov,
-                     weight_decay=weight_decay or 0.0)
+    return Optimizer(params, _sgd_update, lambda p, group: {}, can_skip=True, lr=lr, momentum=momentum or 0.0,
+                     nesterov=nesterov, weight_decay=weight_decay or 0.0)
 
 
 def _adam_state(param, group):
@@ -192,13 +206,13 @@ def _adam_state(param, group):
 
 
 def _adam(params, lr, momentum, nesterov, weight_decay):
-    return Optimizer(params, _adam_update, _adam_state, lr=lr, betas=(0.9, 0.999), eps=1e-7,
+    return Optimizer(params, _adam_update, _adam_state, can_skip=True, lr=lr, betas=(0.9, 0.999), eps=1e-7,
                      weight_decay=weight_decay or 0.0, decoupled_weight_decay=False)
 
 
 def _adamw(params, lr, momentum, nesterov, weight_decay):
     # decoupled weight decay (Loshchilov & Hutter); Keras's AdamW default is 0.004
-    return Optimizer(params, _adam_update, _adam_state, lr=lr, betas=(0.9, 0.999), eps=1e-7,
+    return Optimizer(params, _adam_update, _adam_state, can_skip=True, lr=lr, betas=(0.9, 0.999), eps=1e-7,
                      weight_decay=0.004 if weight_decay is None else weight_decay, decoupled_weight_decay=True)
 
 

@@ -27,7 +27,7 @@ from ..models.layers import fit_whitening
 from .config import TrainConfig
 from .ema import EMA
 from .epoch import BatchLoss, StepSettings
-from .guard import DivergenceGuard
+from .guard import DeviceGuard, DivergenceGuard, make_guard
 from .optim import Optimizer, make_optimizer
 from .fine_tune import Stages, make_stages, param_groups
 from .world import World
@@ -112,7 +112,7 @@ class Parts:
     from_run: dict | None = None          # run.json's "from_run": {"path", "name", "dataset", "head"}
     dropout: DropoutSchedule | None = None
     ema: EMA | None = None
-    guard: DivergenceGuard | None = None
+    guard: DivergenceGuard | DeviceGuard | None = None
     sample_weights: torch.Tensor | None = None   # per training image, for balanced sampling
     stages: Stages | None = None          # --fine-tune: what trains in which epoch
 
@@ -181,6 +181,6 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     return Parts(spec, model, optimizer, schedule, loss,
                  StepSettings(config.batch_size, total_steps, config.clip_grad, config.checkpoint_every),
                  policy, from_run=from_run, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
-                 guard=DivergenceGuard(config.guard, num_classes) if config.guard else None,
+                 guard=make_guard(config.guard, num_classes, device, optimizer),
                  sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None,
                  stages=stages)
