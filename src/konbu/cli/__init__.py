@@ -15,11 +15,9 @@ function, so that `konbu --help` (and every `--help`) prints in a fraction of a 
 import of anything that imports torch, matplotlib or the dataset registry fails tests/cli/test_startup.py.
 """
 
-import atexit
-import os
 import sys
-import threading
 
+from ..leave import leave
 from ._app import app
 from . import augment, data, diagnose, export, models, recipes, report, runs, serve, show, train  # noqa: F401,E402  (importing registers the commands)
 
@@ -30,29 +28,6 @@ def main():
     except SystemExit as stop:
         leave(stop.code)
     leave(0)
-
-
-def leave(code):
-    """Exit with `code` as sys.exit would, without tearing the interpreter down: once torch is
-    imported, that teardown (unloading its libraries, finalising every module) took 0.6-0.8 s of
-    every command on a 2-core CPU. By then everything konbu writes is closed and renamed; the atexit
-    hooks still run and stdout and stderr are flushed. While another non-daemon thread runs, the
-    interpreter exits as usual (it waits for that thread)."""
-    if "torch" not in sys.modules or any(thread.is_alive() and not thread.daemon and thread is not
-                                         threading.main_thread() for thread in threading.enumerate()):
-        sys.exit(code)
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):   # sys.exit("message"): the message on stderr, status 1
-        print(code, file=sys.stderr)
-        code = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):   # a closed pipe (`konbu models | head`) or stream
-            pass
-    os._exit(code)
 
 
 if __name__ == "__main__":

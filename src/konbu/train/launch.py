@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, KonbuError, ProcessError
+from ..leave import leave
 from .world import LOCAL_RANK, LOCAL_WORLD_SIZE, RANK, WORLD_SIZE, World
 
 POLL = 0.1              # seconds between looks at the workers
@@ -168,4 +169,4 @@ def worker(spec_file: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(worker(sys.argv[1]))
+    leave(worker(sys.argv[1]))   # no interpreter teardown: see konbu/leave.py
