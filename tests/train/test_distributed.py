@@ -69,6 +69,39 @@ def test_shares_make_the_mean_of_rank_gradients_the_batch_gradient():
     assert torch.allclose(torch.stack(ranks).mean(0), whole, atol=1e-6)
 
 
+# the step totals over two real ranks: rank 0 has 3 of the batch's 5 images (loss 1, 2 right), rank 1
+# has 2 (loss 2, both right) and presses Ctrl-C from step 3; the flag is read at steps 4 and 8 only
+TOTALS = """
+import json, torch
+from konbu.train.world import World
+world = World.from_environment()
+world.join(torch.device("cpu"))
+y = torch.tensor([0, 1, 1]) if world.rank == 0 else torch.tensor([1, 1])
+output = torch.eye(2)[torch.tensor([0, 1, 0]) if world.rank == 0 else torch.tensor([1, 1])]
+rows = []
+for step in range(1, 9):
+    totals = world.step_totals(torch.tensor(1.0 + world.rank), output, y, 1.0, world.rank == 1 and step >= 3, 5)
+    loss, correct, images, pressed = totals.get(read_pressed=step % 4 == 0)
+    rows.append([round(loss.item(), 6), correct.item(), images, pressed])
+world.leave()
+print(json.dumps(rows))
+"""
+
+
+def test_step_totals_sum_the_ranks_and_read_a_ctrl_c_where_asked():
+    """What every rank learns of a step: the batch's mean loss, its correct count, its image count
+    (known to each rank, not sent), and a Ctrl-C on any rank, read at the steps the loop asks, which
+    on a GPU are every few steps only (the read is a host sync); every rank stops at the same one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ranks = [subprocess.Popen([sys.executable, "-c", TOTALS], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": str(port)}) for rank in range(2)]
+    rows = [json.loads(rank.communicate(timeout=120)[0].splitlines()[-1]) for rank in ranks]
+    assert rows[0] == rows[1] == [[1.4, 4, 5, step % 4 == 0 and step >= 3] for step in range(1, 9)]
+
+
 # ----------------------------------------------------------------------------- whole runs
 
 def test_two_processes_train_as_one_does(tmp_path):

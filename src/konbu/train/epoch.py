@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..device import autocast
 from ..inference import logits, normalise
 from .events import Event
-from .guard import SYNC_EVERY
+from .guard import HOST_CHECKED, SYNC_EVERY
 from .world import World
 
 
@@ -237,6 +237,7 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     size = settings.batch_size
     batches = math.ceil(images.shape[0] / size)
     on_device = guard is not None and guard.on_device
+    runs_ahead = images.device.type not in HOST_CHECKED     # a GPU: the host queues steps without waiting
     stop = None
 
     def fired():
@@ -257,22 +258,27 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     for batch in range(progress.batch + 1, batches + 1):
         if progress.step >= settings.last_step:
             break
-        x, y, share = world.shard(images[(batch - 1) * size:batch * size], labels[(batch - 1) * size:batch * size])
+        step = progress.step + 1                                   # the step this batch takes
+        due = checkpoint is not None and settings.checkpoint_every and step % settings.checkpoint_every == 0
+        # where a device runs ahead of the host, what needs a host sync is read at these steps only
+        reading = not runs_ahead or due or batch == batches or step >= settings.last_step or step % SYNC_EVERY == 0
+        batch_labels = labels[(batch - 1) * size:batch * size]
+        x, y, share = world.shard(images[(batch - 1) * size:batch * size], batch_labels)
         if dropout is not None:
             dropout.apply(model, progress.step)
         loss, output = loss_of(trained, x, y)
         lr = optimizer.param_groups[0]["lr"]                       # the rate this step uses
-        totals = world.step_totals(loss, output, y, share, ctrl_c is not None and ctrl_c.pressed)
+        totals = world.step_totals(loss, output, y, share, ctrl_c is not None and ctrl_c.pressed, len(batch_labels))
         optimizer.zero_grad(set_to_none=True)
         (loss * share if share != 1.0 else loss).backward()
-        batch_loss, batch_correct, seen, pressed = totals.get()
+        batch_loss, batch_correct, seen, pressed = totals.get(read_pressed=reading)
         skip = None
         if on_device:                                              # decided on the device, read every few steps
-            skip = guard.watch(batch_loss, progress.step + 1)
+            skip = guard.watch(batch_loss, step)
         elif guard is not None:
             reason = guard.check(batch_loss.item())                # checked before the step: a bad step is never taken
             if reason:
-                return {"reason": "diverged", "detail": reason, "step": progress.step + 1, "epoch": progress.epoch,
+                return {"reason": "diverged", "detail": reason, "step": step, "epoch": progress.epoch,
                         "lr": lr}
         if settings.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad, foreach=True)
@@ -298,10 +304,8 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
                                  loss_sum=progress.loss_sum, correct=progress.correct, seen=progress.seen, lr=lr,
                                  records=records,   # a function: the device sync only if called
                                  seconds=progress.total_seconds, images=progress.total_images)))
-        due = checkpoint is not None and settings.checkpoint_every and progress.step % settings.checkpoint_every == 0
         stopping = pressed or (not world.distributed and ctrl_c is not None and ctrl_c.pressed)
-        if on_device and (due or stopping or batch == batches or progress.step >= settings.last_step
-                          or progress.step % SYNC_EVERY == 0 or stop is not None):
+        if on_device and (reading or stopping or stop is not None):
             if fired() is not None:   # never checkpointed: a diverged state is no place to resume from
                 return stop
         if due:

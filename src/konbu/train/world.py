@@ -3,17 +3,18 @@
     world = World.from_environment()      # torchrun's (or `konbu train --nproc`'s) RANK, WORLD_SIZE, ...
     world.join(device)                    # init_process_group: gloo on CPU, nccl on CUDA
     x, y, share = world.shard(x, y)       # this rank's slice of the global batch
-    totals = world.step_totals(loss, output, y, pressed)   # the batch's loss and accuracy over all ranks
+    totals = world.step_totals(loss, output, y, share, pressed, images)   # loss, accuracy over all ranks
 
 Data parallelism here keeps a run the same run whatever the number of processes: every rank loads
 the same data, DistributedDataParallel starts every rank from rank 0's weights, every epoch's order
 is rank 0's (broadcast), and each step every rank takes its contiguous slice of the same global
 batch of --batch-size images. A rank's loss is scaled by `share` (its images x ranks / the batch's
 images), so DDP's mean of the ranks' gradients is the gradient of the whole batch's mean loss, even
-for an uneven last batch. The step's loss, correct count, image count and Ctrl-C flag are summed
-over the ranks in one small all-reduce, started before the backward pass and awaited after it:
-every rank then sees the same numbers, so the divergence guard, the records and a Ctrl-C stop
-decide the same on every rank. What differs per rank: the images, the augmentation and dropout
+for an uneven last batch. The step's loss, correct count and Ctrl-C flag are summed over the ranks
+in one small all-reduce, started before the backward pass and awaited after it: every rank then
+sees the same numbers, so the divergence guard, the records and a Ctrl-C stop decide the same on
+every rank. Reading the flag is a host sync; on GPUs the loop reads it every few steps (the same
+steps on every rank), so nothing waits for the GPUs each step. What differs per rank: the images, the augmentation and dropout
 draws (seeded by rank), and BatchNorm's batch statistics (per rank, as DDP does; its running
 statistics are rank 0's, broadcast each step).
 
@@ -107,16 +108,17 @@ class World:
             return x[:1], y[:1], 0.0
         return x[start:end], y[start:end], (end - start) * self.size / total
 
-    def step_totals(self, loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor, share: float, pressed: bool):
-        """StepTotals of this step over all ranks: the all-reduce starts now and is awaited by .get()."""
-        images = y.shape[0] if share else 0
+    def step_totals(self, loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor, share: float, pressed: bool,
+                    images: int):
+        """StepTotals of this step over all ranks: the all-reduce starts now and is awaited by .get().
+        `images`: the global batch's (every rank knows it, so it is not sent)."""
         correct = (output.argmax(1) == y).sum()
         if not self.distributed:
             return StepTotals(loss.detach(), correct, images, pressed)
-        packed = torch.stack([loss.detach().float() * images, correct.float(),
-                              torch.tensor(float(images), device=loss.device),
+        mine = y.shape[0] if share else 0
+        packed = torch.stack([loss.detach().float() * mine, correct.float(),
                               torch.tensor(float(pressed), device=loss.device)])
-        return StepTotals(packed, None, None, None, torch.distributed.all_reduce(packed, async_op=True))
+        return StepTotals(packed, None, images, None, torch.distributed.all_reduce(packed, async_op=True))
 
     def broadcast(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Rank 0's `tensor` on every rank (int64 or float, any shape), on the CPU."""
@@ -150,10 +152,13 @@ class StepTotals:
         self._values = (loss, correct, images, pressed)
         self._work = work
 
-    def get(self):
+    def get(self, read_pressed: bool = True):
+        """The totals; over several ranks, the Ctrl-C flag costs a host sync, so a loop whose device
+        runs ahead of the host (a GPU) reads it every few steps (`read_pressed`), at the same steps
+        on every rank: a press stays set, so they all stop after the same step, a little later."""
         if self._work is None:
             return self._values
         self._work.wait()
-        packed = self._values[0]
-        images, pressed = packed[2:].tolist()   # one host sync for both
-        return packed[0] / max(images, 1), packed[1].long(), int(images), bool(pressed)
+        packed, _, images, _ = self._values
+        pressed = bool(packed[2].item()) if read_pressed else False
+        return packed[0] / max(images, 1), packed[1].long(), images, pressed
