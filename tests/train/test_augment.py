@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from konbu.data import DatasetInfo, dataset_info
 from konbu.errors import ConfigError
-from konbu.train.augment import POLICIES, affine, make_augment, parse_policy, shift_crop
+from konbu.train.augment import POLICIES, affine, make_augment, parse_policy, shift_crop, tta_safety_warning
 
 ALL_OPS = "rotate=15,shift=0.1,zoom=0.1,shear=0.2,hflip,vflip,crop=4,cutout=8,mixup=0.2,cutmix=1.0"
 CIFAR_LIKE = DatasetInfo(name="cifar10", classes=tuple("abcdefghij"), image_shape=(3, 32, 32),
@@ -270,6 +270,13 @@ def test_label_safety_warning():
     count = len(warnings)
     make_augment("hflip", fashion, warn=warnings.append)
     assert len(warnings) == count
+
+
+def test_test_time_flips_warn_where_a_mirror_changes_the_label():
+    assert "6 becomes a 9" in tta_safety_warning("flip", dataset_info("mnist-sample"))
+    assert "Consider --tta none" in tta_safety_warning("flip-shift", dataset_info("digits"))
+    assert tta_safety_warning("none", dataset_info("mnist-sample")) is None
+    assert tta_safety_warning("flip-shift", CIFAR_LIKE) is None and tta_safety_warning("flip", None) is None
 
 
 def test_the_default_warn_is_a_python_warning():

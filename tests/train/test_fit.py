@@ -114,8 +114,9 @@ def test_a_whitened_run_evaluated_with_test_time_augmentation(tmp_path):
     spec = tmp_path / "whitened.json"
     spec.write_text(json.dumps([{"type": "whiten"}, {"type": "conv2d", "filters": 8, "kernel_size": 3,
                                  "activation": "relu"}, {"type": "global_maxpool2d"}, {"type": "dense", "units": "classes"}]))
-    run = konbu.fit(model=str(spec), dataset="digits", epochs=2, val_fraction=0.0, precision="fp32", augment="none",
-                    tta="flip", out=str(tmp_path / "r"), quiet=True)
+    with pytest.warns(UserWarning, match="--tta flip on digits .digits. also scores each test image mirrored"):
+        run = konbu.fit(model=str(spec), dataset="digits", epochs=2, val_fraction=0.0, precision="fp32",
+                        augment="none", tta="flip", out=str(tmp_path / "r"), quiet=True)
     final = run.info["final"]
     assert final["tta"] == "flip" and 0 <= final["test_accuracy_without_tta"] <= 1
     assert run.tta == "flip" and final["test_accuracy"] == pytest.approx(run.evaluate()["accuracy"])

@@ -139,6 +139,9 @@ def test_settings_checks():
         parts_for(model="softmax", lr=0.1, lr_schedule="0:1e-3,10:1e-4")
     with pytest.raises(ConfigError, match="--val-fraction is 0"):
         konbu.fit(model="softmax", dataset="tiny-mnist", val_fraction=0.0, patience=2, quiet=True, out="/nonexistent/x")
+    with pytest.raises(ConfigError, match="not a list; write your layers to a spec file"):   # Keras's Sequential habit
+        konbu.fit(model=[{"type": "flatten"}, {"type": "dense", "units": "classes"}], dataset="tiny-mnist", quiet=True,
+                  out="/nonexistent/x")
 
 
 def test_batchnorm_biases_train_at_their_own_multiple_of_the_rate_and_decay_as_much_per_step():

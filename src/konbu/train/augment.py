@@ -178,25 +178,40 @@ _SCRIPTS = [   # (pattern on the dataset name, what it holds, why flips and big 
 ]
 
 
+def label_risk(info) -> tuple[str, str] | None:
+    """(what `info`'s dataset holds, why a flip or a big turn changes its labels), or None when
+    neither can (photos, clothes) or the dataset is unknown."""
+    if info is None:
+        return None
+    name = info.name.lower()
+    for pattern, kind, why in _SCRIPTS:
+        if re.search(pattern, name):
+            return (kind, why) if kind else None
+    if getattr(info, "ink", "") == "mnist":   # handwriting of an unlisted name
+        return "handwriting", "mirrored or turned characters can become other characters, or none"
+    return None
+
+
 def label_safety_warning(policy: Policy, info) -> str | None:
     """Why `policy` may change what an image of `info`'s dataset shows, or None when it cannot."""
     risky = [op for op, on in (("hflip", policy.hflip), ("vflip", policy.vflip),
                                (f"rotate={policy.rotate:g}", policy.rotate > 45)) if on]
-    if not risky or info is None:
+    risk = label_risk(info) if risky else None
+    if risk is None:
         return None
-    name = info.name.lower()
-    kind, why = None, None
-    for pattern, kind, why in _SCRIPTS:
-        if re.search(pattern, name):
-            break
-    else:
-        kind, why = None, None
-        if getattr(info, "ink", "") == "mnist":   # handwriting of an unlisted name
-            kind, why = "handwriting", "mirrored or turned characters can become other characters, or none"
-    if kind is None:
-        return None
+    kind, why = risk
     return (f"augment: {' and '.join(risky)} on {info.name} ({kind}) can change what an image shows, so its "
             f"label lies: {why}. Consider --augment digits (small turns and shifts, no flips).")
+
+
+def tta_safety_warning(tta: str, info) -> str | None:
+    """Why test-time flips (--tta flip, flip-shift) mislead on `info`'s dataset, or None."""
+    risk = label_risk(info) if tta != "none" else None
+    if risk is None:
+        return None
+    kind, why = risk
+    return (f"--tta {tta} on {info.name} ({kind}) also scores each test image mirrored, and {why}: "
+            "the test accuracy may drop. Consider --tta none.")
 
 
 # ---------------------------------------------------------------- the ops, batched

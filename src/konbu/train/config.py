@@ -151,6 +151,10 @@ class TrainConfig:
 
         Every range test is written `not low <= x <= high` (see `_count`, `_number`): NaN compares
         false with everything, so it fails them all, where a test like `x < 0` would let it through."""
+        if not isinstance(self.model, str):   # fit(model=[...layers...]): Keras's Sequential habit
+            raise ConfigError(f"--model is a zoo name (`konbu models`) or the path of a .yaml/.json layer spec, not "
+                              f"a {type(self.model).__name__}; write your layers to a spec file (`layers:` and one "
+                              "mapping per layer, as in the README's model specs) and pass its path")
         _count("--epochs", self.epochs, 1, MAX_EPOCHS)
         _count("--steps", self.steps, 1, MAX_STEPS, optional=True)
         _count("--batch-size", self.batch_size, 1, MAX_BATCH, why=" (a batch larger than the training set is "

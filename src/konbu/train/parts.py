@@ -13,6 +13,7 @@ the model and the device.
 
 import math
 import random
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +176,10 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     if policy is not None:
         from .augment import make_augment
         augment = make_augment(policy, train.info)
+    if config.tta != "none":
+        from .augment import tta_safety_warning
+        if message := tta_safety_warning(config.tta, train.info):
+            warnings.warn(message)
     loss = BatchLoss(torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
                      torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1), num_classes, device,
                      precision, channels_last, augment, class_weights, config.label_smoothing)
