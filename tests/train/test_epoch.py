@@ -78,3 +78,31 @@ def test_the_interrupted_event_carries_step_epoch_and_run_dir(tmp_path):
                   listeners=[interrupt_at_step_5], out=str(tmp_path / "r"))
     interrupted = [event.data for event in events if event.kind == "interrupted"]
     assert interrupted == [{"step": 5, "epoch": 1, "run_dir": str(tmp_path / "r")}]
+
+
+def test_where_the_device_runs_ahead_a_step_never_waits_for_it(monkeypatch):
+    """On a GPU, reading a device value (item, tolist, bool, float) or copying from the host's memory
+    makes the host wait for every queued step. With the device made to run ahead, as a GPU does:
+    30 steps of SGD with the digits augmentation and the divergence guard read it at the sync points
+    only, the guard's verdict every 10 steps."""
+    from konbu.train import epoch as epoch_module
+    from konbu.train import guard as guard_module
+    for module in (guard_module, epoch_module):
+        monkeypatch.setattr(module, "HOST_CHECKED", ())
+    monkeypatch.setattr(epoch_module, "SYNC_EVERY", 10)
+    parts, train = parts_and_data(model="chollet-mnist", optimizer="sgd", momentum=0.9, augment="digits")
+    assert parts.guard.on_device
+    reads = []
+
+    def counted(name, original):
+        def read(*args, **kwargs):
+            reads.append(name)
+            return original(*args, **kwargs)
+        return read
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
+    monkeypatch.setattr(torch, "tensor", counted("tensor", torch.tensor))
+    progress = EpochProgress.begin(1, torch.randperm(len(train)), CPU)
+    assert train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, train.images, train.labels,
+                           progress, StepSettings(8, 30), lambda event: None, guard=parts.guard) is None
+    assert progress.step == 30 and reads == ["tolist"] * 3

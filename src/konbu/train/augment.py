@@ -233,7 +233,9 @@ def affine(x, angle, translate, scale, shear, fill="zeros"):
     c, d = -sin * scale, (-sin * shear + cos) * scale
     det = a * d - b * c
     inv = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[:, None, None]   # (B, 2, 2)
-    to_norm = torch.tensor([2.0 / W, 2.0 / H], device=x.device, dtype=x.dtype)
+    # filled, not torch.tensor([...]): on a GPU a copy from the host's memory waits for every queued step
+    to_norm = torch.full((2,), 2.0 / W, device=x.device, dtype=x.dtype)
+    to_norm[1] = 2.0 / H
     # theta = D A^-1 D^-1 (on normalised output coords) and -D A^-1 t (the offset)
     linear = inv * to_norm[None, :, None] / to_norm[None, None, :]
     offset = -(inv @ translate.to(x.dtype)[:, :, None])[:, :, 0] * to_norm
@@ -292,7 +294,9 @@ class Augment:
         device = x.device
         if p.affine:
             angle = (torch.rand(B, device=device) * 2 - 1) * p.rotate
-            translate = (torch.rand(B, 2, device=device) * 2 - 1) * p.shift * torch.tensor([W, H], device=device)
+            translate = (torch.rand(B, 2, device=device) * 2 - 1) * p.shift
+            translate[:, 0] *= W                     # in pixels (scalars: no copy from the host, see affine)
+            translate[:, 1] *= H
             scale = 1 + (torch.rand(B, device=device) * 2 - 1) * p.zoom
             shear = (torch.rand(B, device=device) * 2 - 1) * p.shear
             x = affine(x, angle, translate, scale, shear, p.fill)

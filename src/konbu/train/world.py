@@ -116,8 +116,9 @@ class World:
         if not self.distributed:
             return StepTotals(loss.detach(), correct, images, pressed)
         mine = y.shape[0] if share else 0
+        # torch.full, not torch.tensor: a copy from the host's memory to a GPU waits for the GPU
         packed = torch.stack([loss.detach().float() * mine, correct.float(),
-                              torch.tensor(float(pressed), device=loss.device)])
+                              torch.full((), float(pressed), device=loss.device)])
         return StepTotals(packed, None, images, None, torch.distributed.all_reduce(packed, async_op=True))
 
     def broadcast(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
