@@ -10,6 +10,7 @@ reusing those pages instead of faulting fresh ones in was the largest speed leve
 
 import ctypes
 import platform
+import shutil
 from contextlib import nullcontext
 
 import torch
@@ -18,6 +19,7 @@ from .errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+C_COMPILERS = ("g++", "c++", "clang++")   # what inductor's CPU code can be built with
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -88,6 +90,23 @@ def autotune_convolutions(device: torch.device, deterministic: bool) -> bool:
         return False
     torch.backends.cudnn.benchmark = True
     return True
+
+
+def check_compile(mode: str, device: torch.device):
+    """Refuse --compile where it cannot run, before a run directory is made: torch.compile builds a
+    CPU model's kernels as C++, so a CPU needs a C++ compiler."""
+    if mode != "none" and device.type == "cpu" and not any(shutil.which(name) for name in C_COMPILERS):
+        raise ConfigError("--compile on a CPU needs a C++ compiler (g++ or clang++; Debian and Ubuntu: "
+                          "apt-get install g++), which this machine lacks; or leave --compile out")
+
+
+def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """What a training step calls: `module` itself, or torch.compile of it in `mode` (reduce-overhead
+    also replays each step as a CUDA graph on a GPU). Its parameters are the module's own, so the
+    optimizer, checkpoints and saved weights see no difference; the first steps pay the compilation."""
+    if mode == "none":
+        return module
+    return torch.compile(module, mode=None if mode == "default" else mode)
 
 
 # glibc mallopt parameters (malloc.h)

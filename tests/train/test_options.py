@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 import konbu
 from konbu.errors import ConfigError
 from konbu.inference import normalise
-from konbu.runs import read_metrics
+from konbu.runs import Run, read_metrics
 from konbu.train import TrainConfig
 from konbu.train.ema import EMA
 from konbu.train.epoch import EpochProgress, epoch_order, normalise_unit, train_one_epoch
@@ -132,7 +132,8 @@ def test_settings_checks():
                          ({"monitor": "val_f1"}, "--monitor"), ({"guard": 0.5}, "--guard"),
                          ({"label_smoothing": 1.0}, "--label-smoothing"), ({"clip_grad": 0}, "--clip-grad"),
                          ({"norm_bias_lr_scale": 0}, "--norm-bias-lr-scale"),
-                         ({"norm_bias_lr_scale": float("nan")}, "--norm-bias-lr-scale")]:
+                         ({"norm_bias_lr_scale": float("nan")}, "--norm-bias-lr-scale"),
+                         ({"compile": "fast"}, "--compile must be one of none, default")]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig.from_overrides(**bad)
     with pytest.raises(ConfigError, match="drop --lr"):
@@ -190,3 +191,30 @@ def test_unit_normalization_feeds_pixels_over_255_and_the_run_serves_the_same(tm
     assert input_statistics(unit_config, unit_train) == ((0.0,), (1.0,))   # ... the model's input is
     with pytest.raises(ConfigError, match="--normalize"):
         TrainConfig.from_overrides(normalize="zscore")
+
+
+def test_compile_trains_the_same_model_through_torch_compile(tmp_path):
+    """--compile default: the step's model is torch.compile'd (dynamo captured frames), its weights are
+    the model's own (saved without torch.compile's prefix, loaded by Run.load) and train as eager ones do."""
+    import torch._dynamo
+
+    settings = dict(model="softmax", dataset="tiny-mnist", epochs=1, precision="fp32", augment="none",
+                    val_fraction=0.0, device="cpu", quiet=True)
+    eager = konbu.fit(**settings, out=str(tmp_path / "eager"))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    run = konbu.fit(**settings, compile="default", out=str(tmp_path / "compiled"))
+    assert torch._dynamo.utils.counters["frames"]["ok"] > 0 and run.info["config"]["compile"] == "default"
+    ours, reference = (load_file(r.path / "weights.safetensors") for r in (run, eager))
+    assert ours.keys() == reference.keys()
+    assert all(torch.allclose(ours[k], reference[k], atol=1e-5) for k in ours)
+    assert Run.load(run.path).evaluate()["accuracy"] == pytest.approx(eager.info["final"]["test_accuracy"], abs=0.02)
+
+
+def test_compile_on_a_cpu_without_a_cxx_compiler_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import konbu.device
+    monkeypatch.setattr(konbu.device.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="needs a C\\+\\+ compiler"):
+        konbu.fit(model="softmax", dataset="tiny-mnist", device="cpu", compile="default", quiet=True,
+                  out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()

@@ -31,6 +31,7 @@ def test_the_tutorials_are_all_there_with_their_figures():
 
 
 @pytest.mark.filterwarnings("ignore:augment")   # cifar10-deep-aug's hflip on digits warns, rightly
+@pytest.mark.filterwarnings("ignore:--tta")     # and fast-cifar10's test-time flips
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_recipe_trains_a_few_steps_on_fixture_data(name):
     recipe = load_recipe(name)

@@ -123,6 +123,8 @@ def train(
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
                                                  help="NHWC conv kernels, faster on CPU and tensor cores "
                                                       "(default: on)"),
+    compile: Optional[str] = typer.Option(None, help="torch.compile the model: none, default, reduce-overhead (CUDA "
+                                                     "graphs on a GPU), max-autotune (default: none)"),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
                                                help="also write TensorBoard logs to RUN/tensorboard"),
     out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<model>-<dataset>-<time>)"),

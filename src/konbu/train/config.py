@@ -27,6 +27,7 @@ DEFAULT_LR = 5e-3   # measured on the default run: 1e-3 (Keras's) 97.9%, 5e-3 98
 
 NORMALIZATIONS = ("standard", "unit")
 TTA = ("none", "flip", "flip-shift")   # the test-time augmentations konbu.inference knows
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")   # torch.compile's modes, and none
 
 
 def check_tta(tta, what: str = "--tta") -> str:
@@ -117,6 +118,8 @@ class TrainConfig:
     threads: int | None = None     # CPU threads for PyTorch; None keeps its default (one per core)
     precision: str = "auto"        # auto: bf16 autocast where the hardware has native bf16, else fp32
     channels_last: bool = True     # NHWC conv kernels: ~1.2-1.7x faster on CPU (oneDNN) and tensor cores
+    compile: str = "none"          # torch.compile the step's model: default, reduce-overhead (CUDA graphs on a
+                                   # GPU) or max-autotune; on the CPUs measured here it trained slower (README)
     tensorboard: bool = False      # also write TensorBoard event files to <run>/tensorboard
     out: str | None = None         # the run directory; None: runs/<model>-<dataset>-<time>
 
@@ -166,6 +169,8 @@ class TrainConfig:
         _number("--ema", self.ema, "is a decay in (0, 1) such as 0.999", 0.0, 1.0, low_open=True, high_open=True,
                 optional=True)
         check_tta(self.tta)
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         _number("--norm-bias-lr-scale", self.norm_bias_lr_scale, "is a multiple of the learning rate in (0, 1e4] "
                 "(airbench's 64)", 0.0, 1e4, low_open=True)
         if self.class_weights not in (None, "balanced"):

@@ -47,6 +47,7 @@ import torch
 
 from .. import __version__
 from ..atomic import one_writer, remove_leftovers
+from ..device import compiled
 from ..errors import ConfigError, RunDirectoryError, WriteError
 from ..models import is_pretrained, model_spec, summary
 from ..reporting import build_report
@@ -262,11 +263,11 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
         # Train: each epoch, then validate, keep the best weights, checkpoint
         images, labels = train.images.to(device), train.labels.to(device)
         stop = None
-        trained = world.wrap(parts.model)           # the model, or DDP around it
+        trained = compiled(world.wrap(parts.model), config.compile)   # the model, or DDP around it; compiled
         try:
             for epoch in range(progress.epoch, last_epoch + 1):
                 if parts.stages is not None and parts.stages.enter(epoch):   # --fine-tune: freeze or unfreeze
-                    trained = world.wrap(parts.model)
+                    trained = compiled(world.wrap(parts.model), config.compile)
                     emit(Event("stage", parts.stages.describe(parts.model, last_epoch)[parts.stages.stage(epoch) - 1]))
                 stop = train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, images, labels,
                                        progress, parts.settings, emit, ema=parts.ema, guard=parts.guard,

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..data import dataset_options, fit_to_shape, load_data, validation_split
-from ..device import autotune_convolutions, keep_freed_memory, pick_device, resolve_precision, set_threads, to_channels_last
+from ..device import (autotune_convolutions, check_compile, keep_freed_memory, pick_device, resolve_precision,
+                      set_threads, to_channels_last)
 from ..errors import ConfigError
 from ..inference import normalise
 from ..models import build_model, model_spec
@@ -40,6 +41,7 @@ def setup_machine(config: TrainConfig, world: World = World()):
     several processes (world.py), this rank's device and share of the cores, in the process group."""
     threads = set_threads(world.threads(config.threads))
     device = world.device(pick_device(config.device))
+    check_compile(config.compile, device)
     if device.type == "cpu":
         keep_freed_memory()
     autotune_convolutions(device, config.deterministic)
