@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 import konbu
 from konbu.runs import Run
 from konbu.train import epoch as epoch_module
+from konbu.train import events as events_module
 from konbu.train import guard as guard_module
 from konbu.train.guard import DeviceGuard, DivergenceGuard, make_guard
 from konbu.train.optim import make_optimizer
@@ -137,7 +138,7 @@ def test_make_guard_reads_the_loss_on_the_host_where_the_step_waits_anyway():
 def test_a_run_stopped_on_the_device_is_the_run_stopped_on_the_host(tmp_path, monkeypatch, sync_every):
     """The device-side guard, made to run on the CPU: the same stop, steps, metrics and weights as
     the host check, also when the loop learns of it only at the epoch's end (the skipped steps are
-    then forgotten)."""
+    then forgotten), and the live metrics.jsonl, appended at every step, never shows a skipped one."""
     settings = dict(model="tfjs-mnist", dataset="tiny-mnist", epochs=3, batch_size=32, threads=2, optimizer="sgd",
                     momentum=0.9, lr_schedule="0:1e-2,12:1e3", quiet=True)
     host = konbu.fit(**settings, out=str(tmp_path / "host"))
@@ -150,12 +151,20 @@ def test_a_run_stopped_on_the_device_is_the_run_stopped_on_the_host(tmp_path, mo
         watched.append(step)
         return watch(guard, loss, step)
     monkeypatch.setattr(DeviceGuard, "watch", watching)
-    events = []
-    device = konbu.fit(**settings, out=str(tmp_path / "device"), listeners=[events.append])
+    monkeypatch.setattr(events_module, "LIVE_INTERVAL", 0)
+    events, live = [], set()
+
+    def listen(event):
+        events.append(event)
+        if event.kind == "batch":   # metrics.jsonl as a follower reads it after this step's append
+            lines = (tmp_path / "device" / "metrics.jsonl").read_text().splitlines()
+            live.update(json.loads(line)["step"] for line in lines if json.loads(line)["kind"] == "batch")
+    device = konbu.fit(**settings, out=str(tmp_path / "device"), listeners=[listen])
     stopped = device.info["stopped"]
     assert stopped == host.info["stopped"] and stopped["reason"] == "diverged" and stopped["epoch"] == 2
     assert [e.kind for e in events][-2:] == ["stop", "end"]
     assert watched[0] == 1 and watched[-1] > stopped["step"]       # the device rule; steps past the firing one skipped
+    assert max(live) == stopped["step"] - 1
     records = [(tmp_path / name / "metrics.jsonl").read_text().splitlines() for name in ("host", "device")]
     strip = [[{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_second")}
               for line in lines] for lines in records]

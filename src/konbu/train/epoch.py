@@ -238,22 +238,20 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     batches = math.ceil(images.shape[0] / size)
     on_device = guard is not None and guard.on_device
     runs_ahead = images.device.type not in HOST_CHECKED     # a GPU: the host queues steps without waiting
-    stop = None
 
     def fired():
-        """DeviceGuard: why to stop, once its verdict (one host sync) says it fired, with the steps
-        it skipped forgotten; else None."""
-        nonlocal stop
-        verdict = guard.verdict() if on_device and stop is None else None
-        if verdict is not None:
-            lr = progress.rewind(verdict.step)
-            stop = {"reason": "diverged", "detail": verdict.reason, "step": verdict.step, "epoch": progress.epoch,
-                    "lr": lr}
-        return stop
+        """DeviceGuard: why to stop, if its verdict (one host sync) says it fired, with the steps it
+        skipped forgotten; else None. Called at the same steps on every rank."""
+        verdict = guard.verdict()
+        if verdict is None:
+            return None
+        lr = progress.rewind(verdict.step)
+        return {"reason": "diverged", "detail": verdict.reason, "step": verdict.step, "epoch": progress.epoch, "lr": lr}
 
-    def records():   # a live metrics.jsonl never shows a step the guard skipped
-        fired()
-        return progress.batch_records()
+    def records():   # a live metrics.jsonl never shows a step the guard skipped (progress is left as it is)
+        kept = progress.batch_records()
+        verdict = guard.verdict() if on_device else None
+        return kept if verdict is None else [record for record in kept if record["step"] < verdict.step]
 
     for batch in range(progress.batch + 1, batches + 1):
         if progress.step >= settings.last_step:
@@ -305,15 +303,16 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
                                  records=records,   # a function: the device sync only if called
                                  seconds=progress.total_seconds, images=progress.total_images)))
         stopping = pressed or (not world.distributed and ctrl_c is not None and ctrl_c.pressed)
-        if on_device and (reading or stopping or stop is not None):
-            if fired() is not None:   # never checkpointed: a diverged state is no place to resume from
+        if on_device and (reading or stopping):
+            stop = fired()
+            if stop is not None:      # never checkpointed: a diverged state is no place to resume from
                 return stop
         if due:
             checkpoint()
         # a Ctrl-C on any rank stops every rank after the same step (world.step_totals carries it)
         if stopping:
             raise KeyboardInterrupt   # the step is complete: fit saves it, and a resume starts at the next
-    return stop
+    return None
 
 
 def validate(model, dataset, loss_of: BatchLoss):
