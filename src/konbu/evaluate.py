@@ -10,6 +10,8 @@ are "calibrated_loss" (cross-entropy of logits / T), and "ece" / "calibrated_ece
 calibration error (15 equal-width bins) of the percentages before and after scaling by T.
 """
 
+import warnings
+
 import torch
 
 from .data import Dataset, load_dataset
@@ -24,8 +26,12 @@ def evaluate(run, dataset=None, split: str = "test", data_dir=None, figures: boo
              tta: str | None = None) -> dict:
     """`dataset`: a Dataset, a registry name, or None for the dataset the run was trained on; `tta`:
     test-time augmentation (konbu.inference), None for the run's own (its --tta)."""
-    tta = run.tta if tta is None else check_tta(tta)
+    asked, tta = tta is not None, run.tta if tta is None else check_tta(tta)
     dataset = resolve_dataset(run, dataset, split, data_dir)
+    if asked and tta != "none":   # the run's own --tta warned when it trained
+        from .train.augment import tta_safety_warning
+        if message := tta_safety_warning(tta, dataset.info):
+            warnings.warn(message)
     metrics = evaluate_logits(run, dataset, run.logits(dataset.images, tta=tta))
     if tta != "none":
         metrics["tta"] = tta

@@ -65,8 +65,9 @@ def test_evaluate_with_test_time_augmentation(trained):
     plain = json.loads(konbu("evaluate", out, "--json").output)
     result = konbu("evaluate", out, "--tta", "flip-shift", "--json")
     assert result.exit_code == 0, result.output
-    augmented = json.loads(result.output)
+    augmented = json.loads(result.stdout)              # the JSON alone on stdout; the warning on stderr
     assert augmented["tta"] == "flip-shift" and "tta" not in plain and augmented["loss"] != plain["loss"]
+    assert "warning: --tta flip-shift on mnist-sample (digits) also scores each test image mirrored" in result.stderr
     assert "test-time augmentation flip" in konbu("evaluate", out, "--tta", "flip").output
     result = konbu("evaluate", out, "--tta", "spin")
     assert result.exit_code == 2 and "--tta must be one of none, flip, flip-shift" in result.output
