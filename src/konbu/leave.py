@@ -16,11 +16,10 @@ import threading
 
 
 def leave(code):
-    """Exit with `code` as sys.exit would, without tearing the interpreter down: once torch is
-    imported, that teardown (unloading its libraries, finalising every module) took 0.6-0.8 s of
-    every command on a 2-core CPU. By then everything konbu writes is closed and renamed; the atexit
-    hooks still run and stdout and stderr are flushed. While another non-daemon thread runs, the
-    interpreter exits as usual (it waits for that thread)."""
+    """Exit with `code` as sys.exit would, skipping the teardown once torch is imported. By then
+    everything konbu writes is closed and renamed; the atexit hooks still run and stdout and stderr
+    are flushed. While another non-daemon thread runs, the interpreter exits as usual (it waits for
+    that thread)."""
     if "torch" not in sys.modules or any(thread.is_alive() and not thread.daemon and thread is not
                                          threading.main_thread() for thread in threading.enumerate()):
         sys.exit(code)

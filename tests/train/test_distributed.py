@@ -70,7 +70,8 @@ def test_shares_make_the_mean_of_rank_gradients_the_batch_gradient():
 
 
 # the step totals over two real ranks: rank 0 has 3 of the batch's 5 images (loss 1, 2 right), rank 1
-# has 2 (loss 2, both right) and presses Ctrl-C from step 3; the flag is read at steps 4 and 8 only
+# has 2 (loss 2, both right) and presses Ctrl-C from step 3; the flag is read at steps 4 and 8 only.
+# Then a batch of one image: rank 0's stand-in image adds nothing
 TOTALS = """
 import json, torch
 from konbu.train.world import World
@@ -83,6 +84,9 @@ for step in range(1, 9):
     totals = world.step_totals(torch.tensor(1.0 + world.rank), output, y, 1.0, world.rank == 1 and step >= 3, 5)
     loss, correct, images, pressed = totals.get(read_pressed=step % 4 == 0)
     rows.append([round(loss.item(), 6), correct.item(), images, pressed])
+x, y, share = world.shard(torch.zeros(1, 1), torch.tensor([1]))    # one image: rank 0 runs a stand-in
+loss, correct, images, _ = world.step_totals(torch.tensor(0.5), torch.eye(2)[y], y, share, False, 1).get()
+rows.append([round(loss.item(), 6), correct.item(), images])
 world.leave()
 print(json.dumps(rows))
 """
@@ -99,7 +103,7 @@ def test_step_totals_sum_the_ranks_and_read_a_ctrl_c_where_asked():
                               env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
                                    "MASTER_PORT": str(port)}) for rank in range(2)]
     rows = [json.loads(rank.communicate(timeout=120)[0].splitlines()[-1]) for rank in ranks]
-    assert rows[0] == rows[1] == [[1.4, 4, 5, step % 4 == 0 and step >= 3] for step in range(1, 9)]
+    assert rows[0] == rows[1] == [[1.4, 4, 5, step % 4 == 0 and step >= 3] for step in range(1, 9)] + [[0.5, 1, 1]]
 
 
 # ----------------------------------------------------------------------------- whole runs

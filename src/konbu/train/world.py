@@ -14,9 +14,9 @@ for an uneven last batch. The step's loss, correct count and Ctrl-C flag are sum
 in one small all-reduce, started before the backward pass and awaited after it: every rank then
 sees the same numbers, so the divergence guard, the records and a Ctrl-C stop decide the same on
 every rank. Reading the flag is a host sync; on GPUs the loop reads it every few steps (the same
-steps on every rank), so nothing waits for the GPUs each step. What differs per rank: the images, the augmentation and dropout
-draws (seeded by rank), and BatchNorm's batch statistics (per rank, as DDP does; its running
-statistics are rank 0's, broadcast each step).
+steps on every rank), so nothing waits for the GPUs each step. What differs per rank: the images,
+the augmentation and dropout draws (seeded by rank), and BatchNorm's batch statistics (per rank, as
+DDP does; its running statistics are rank 0's, broadcast each step).
 
 Only rank 0 writes: the run directory, the checkpoints, the metrics and the report. Validation and
 the choice of the best epoch happen there; its decision to stop (early stopping) is broadcast.
@@ -113,6 +113,8 @@ class World:
         """StepTotals of this step over all ranks: the all-reduce starts now and is awaited by .get().
         `images`: the global batch's (every rank knows it, so it is not sent)."""
         correct = (output.argmax(1) == y).sum()
+        if not share:   # a rank without an image ran a stand-in one: it adds nothing
+            correct = correct * 0
         if not self.distributed:
             return StepTotals(loss.detach(), correct, images, pressed)
         mine = y.shape[0] if share else 0
