@@ -90,6 +90,20 @@ def test_identity_settings_return_the_input():
     assert torch.equal(out, x)
 
 
+@pytest.mark.parametrize("fill, mode", [("zeros", "constant"), ("border", "replicate"), ("reflection", "reflect")])
+def test_crops_pad_as_fill_says(fill, mode):
+    """crop=2,fill=reflection is airbench's shift: the window reads reflected pixels past the edge."""
+    x, y = batch(4, 3, 8, 10)
+    x = x + 1                                                  # no black pixel of its own
+    offsets = torch.tensor([0, 4, 1, 3])
+    out = shift_crop(x, 2, offsets, offsets.flip(0), fill)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode=mode)
+    for i, (dy, dx) in enumerate(zip(offsets.tolist(), offsets.flip(0).tolist())):
+        assert torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 10])
+    shifted, _ = run(f"crop=2,fill={fill}", x, y)
+    assert (shifted == 0).any() == (fill == "zeros")
+
+
 def test_hflip_and_vflip_equal_torch_flip():
     x, y = batch(4, 3, 8, 10)
     assert not torch.equal(x, x.flip(3))                       # the image is asymmetric

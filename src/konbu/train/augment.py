@@ -18,13 +18,13 @@ policy may appear as an item (`cifar,cutout=8`).
     shift=FRAC       translation by U(-FRAC, FRAC) of the width and, separately, of the height
     zoom=FRAC        content scaled by U(1-FRAC, 1+FRAC), the same on both axes
     shear=K          horizontal shear x' = x + k*y, k ~ U(-K, K) (0.2 is about 11 degrees)
-    fill=MODE        what rotate/shift/zoom/shear show outside the image: zeros (default: black, the
-                     background of MNIST-like data), border (repeat the edge pixel: Keras'
-                     fill_mode="nearest") or reflection
+    fill=MODE        what rotate/shift/zoom/shear and crop show outside the image: zeros (default:
+                     black, the background of MNIST-like data), border (repeat the edge pixel: Keras'
+                     fill_mode="nearest") or reflection (airbench's crops)
     hflip[=P]        mirror left-right with probability P (default 0.5)
     vflip[=P]        mirror top-bottom with probability P (default 0.5)
-    crop=PAD         pad PAD black pixels on each side, then crop back at a random offset: a random
-                     integer shift of up to PAD pixels each way (CIFAR's "pad 4 + random crop")
+    crop=PAD         pad PAD pixels on each side (black, or as fill says), then crop back at a random
+                     offset: an integer shift of up to PAD pixels each way (CIFAR's "pad 4 + random crop")
     cutout=SIZE      set one SIZE x SIZE square, placed at random wholly inside the image, to black
     mixup=ALPHA      blend each image with another of the batch, weight ~ Beta(ALPHA, ALPHA)
     mixup_p=P        ... for a fraction P of the samples (default 1)
@@ -56,6 +56,7 @@ from ..errors import ConfigError
 from .policies import POLICIES, POLICY_HELP  # noqa: F401  (POLICY_HELP: importable from here, as before)
 
 FILL_MODES = {"zeros": "zeros", "border": "border", "reflection": "reflection"}   # grid_sample's padding_mode
+PAD_MODES = {"zeros": "constant", "border": "replicate", "reflection": "reflect"}     # F.pad's, the same fills
 
 
 @dataclass
@@ -244,12 +245,13 @@ def affine(x, angle, translate, scale, shear, fill="zeros"):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=FILL_MODES[fill], align_corners=False)
 
 
-def shift_crop(x, padding, dy, dx):
-    """Pad with `padding` black pixels, then take the H x W window at (dy, dx) in [0, 2*padding] per sample.
+def shift_crop(x, padding, dy, dx, fill="zeros"):
+    """Pad with `padding` pixels (black, or the edge repeated or reflected: `fill`), then take the
+    H x W window at (dy, dx) in [0, 2*padding] per sample.
 
     Two gathers on the padded batch (rows, then columns) instead of a loop over samples."""
     B, C, H, W = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))                     # (B, C, H+2p, W+2p)
+    padded = F.pad(x, (padding, padding, padding, padding), mode=PAD_MODES[fill])   # (B, C, H+2p, W+2p)
     rows = dy[:, None] + torch.arange(H, device=x.device)                       # (B, H)
     cols = dx[:, None] + torch.arange(W, device=x.device)                       # (B, W)
     padded = padded.gather(2, rows[:, None, :, None].expand(B, C, H, W + 2 * padding))
@@ -302,7 +304,7 @@ class Augment:
             x = affine(x, angle, translate, scale, shear, p.fill)
         if p.crop:
             dy, dx = torch.randint(0, 2 * p.crop + 1, (2, B), device=device)
-            x = shift_crop(x, p.crop, dy, dx)
+            x = shift_crop(x, p.crop, dy, dx, p.fill)
         if p.hflip:
             x = torch.where((torch.rand(B, device=device) < p.hflip)[:, None, None, None], x.flip(3), x)
         if p.vflip:
