@@ -20,6 +20,7 @@ from .errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 C_COMPILERS = ("g++", "c++", "clang++")   # what inductor's CPU code can be built with
+IN_HOST_TIME = ("cpu",)   # device types whose work the host waits for as it goes: reading a value there is free
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -90,6 +91,12 @@ def autotune_convolutions(device: torch.device, deterministic: bool) -> bool:
         return False
     torch.backends.cudnn.benchmark = True
     return True
+
+
+def runs_ahead(device: torch.device) -> bool:
+    """Whether the host only queues `device`'s work (a GPU): there, reading a device value or copying
+    from the host's memory waits for every queued step, so the training loop does it every few steps."""
+    return device.type not in IN_HOST_TIME
 
 
 def check_compile(mode: str, device: torch.device):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from konbu.errors import ModelSpecError
 from konbu.models import LAYER_TYPES, LayerType, build_model, register_layer_type, summary
-from konbu.models.layers import Whiten, fit_whitening
+from konbu.models.whiten import Whiten, fit_whitening
 
 
 def test_one_entry_per_type_with_everything_about_it():

@@ -85,10 +85,9 @@ def test_where_the_device_runs_ahead_a_step_never_waits_for_it(monkeypatch):
     makes the host wait for every queued step. With the device made to run ahead, as a GPU does:
     30 steps of SGD with the digits augmentation and the divergence guard read it at the sync points
     only, the guard's verdict every 10 steps."""
+    import konbu.device
     from konbu.train import epoch as epoch_module
-    from konbu.train import guard as guard_module
-    for module in (guard_module, epoch_module):
-        monkeypatch.setattr(module, "HOST_CHECKED", ())
+    monkeypatch.setattr(konbu.device, "IN_HOST_TIME", ())
     monkeypatch.setattr(epoch_module, "SYNC_EVERY", 10)
     parts, train = parts_and_data(model="chollet-mnist", optimizer="sgd", momentum=0.9, augment="digits")
     assert parts.guard.on_device

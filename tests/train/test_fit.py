@@ -109,7 +109,7 @@ def test_fp32_no_validation_and_tf_init(tmp_path):
 
 def test_a_whitened_run_evaluated_with_test_time_augmentation(tmp_path):
     from konbu.inference import normalise
-    from konbu.models.layers import Whiten
+    from konbu.models.whiten import Whiten
 
     spec = tmp_path / "whitened.json"
     spec.write_text(json.dumps([{"type": "whiten"}, {"type": "conv2d", "filters": 8, "kernel_size": 3,

@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 import konbu
+import konbu.device
 from konbu.runs import Run
 from konbu.train import epoch as epoch_module
 from konbu.train import events as events_module
-from konbu.train import guard as guard_module
 from konbu.train.guard import DeviceGuard, DivergenceGuard, make_guard
 from konbu.train.optim import make_optimizer
 
@@ -134,7 +134,7 @@ def test_make_guard_reads_the_loss_on_the_host_where_the_step_waits_anyway():
     assert make_guard(0, 10, meta, optimizer("sgd")) is None
 
 
-@pytest.mark.parametrize("sync_every", [guard_module.SYNC_EVERY, 1000])
+@pytest.mark.parametrize("sync_every", [epoch_module.SYNC_EVERY, 1000])
 def test_a_run_stopped_on_the_device_is_the_run_stopped_on_the_host(tmp_path, monkeypatch, sync_every):
     """The device-side guard, made to run on the CPU: the same stop, steps, metrics and weights as
     the host check, also when the loop learns of it only at the epoch's end (the skipped steps are
@@ -142,8 +142,7 @@ def test_a_run_stopped_on_the_device_is_the_run_stopped_on_the_host(tmp_path, mo
     settings = dict(model="tfjs-mnist", dataset="tiny-mnist", epochs=3, batch_size=32, threads=2, optimizer="sgd",
                     momentum=0.9, lr_schedule="0:1e-2,12:1e3", quiet=True)
     host = konbu.fit(**settings, out=str(tmp_path / "host"))
-    for module in (guard_module, epoch_module):                   # as on a GPU: the device runs ahead
-        monkeypatch.setattr(module, "HOST_CHECKED", ())
+    monkeypatch.setattr(konbu.device, "IN_HOST_TIME", ())          # as on a GPU: the device runs ahead
     monkeypatch.setattr(epoch_module, "SYNC_EVERY", sync_every)
     watched, watch = [], DeviceGuard.watch
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ShapeError
-from .layers import Whiten
+from .whiten import Whiten
 
 
 @dataclass

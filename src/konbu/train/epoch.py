@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..device import autocast
+from ..device import autocast, runs_ahead
 from ..inference import logits, normalise
 from .events import Event
-from .guard import HOST_CHECKED, SYNC_EVERY
 from .world import World
+
+SYNC_EVERY = 50   # where the device runs ahead of the host: steps between reads of the guard and a Ctrl-C
 
 
 def normalise_unit(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -237,7 +238,7 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     size = settings.batch_size
     batches = math.ceil(images.shape[0] / size)
     on_device = guard is not None and guard.on_device
-    runs_ahead = images.device.type not in HOST_CHECKED     # a GPU: the host queues steps without waiting
+    ahead = runs_ahead(images.device)                   # a GPU: the host queues steps without waiting
 
     def fired():
         """DeviceGuard: why to stop, if its verdict (one host sync) says it fired, with the steps it
@@ -259,7 +260,7 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
         step = progress.step + 1                                   # the step this batch takes
         due = checkpoint is not None and settings.checkpoint_every and step % settings.checkpoint_every == 0
         # where a device runs ahead of the host, what needs a host sync is read at these steps only
-        reading = not runs_ahead or due or batch == batches or step >= settings.last_step or step % SYNC_EVERY == 0
+        reading = not ahead or due or batch == batches or step >= settings.last_step or step % SYNC_EVERY == 0
         batch_labels = labels[(batch - 1) * size:batch * size]
         x, y, share = world.shard(images[(batch - 1) * size:batch * size], batch_labels)
         if dropout is not None:
@@ -280,20 +281,16 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
                         "lr": lr}
         if settings.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad, foreach=True)
-        if skip is None:
-            optimizer.step()
-        else:
-            optimizer.step(skip=skip)
+        optimizer.step(skip=skip)
         schedule.step()
         progress.step += 1
         if ema is not None:
             ema.update(model, progress.step)
-        if skip is None:
-            progress.loss_sum += batch_loss * seen
-            progress.correct += batch_correct
-        else:                                                      # a skipped step adds nothing (its loss may be NaN)
-            progress.loss_sum += torch.where(skip > 0, 0.0, batch_loss * seen)
-            progress.correct += torch.where(skip > 0, 0, batch_correct)
+        loss_sum, correct = batch_loss * seen, batch_correct
+        if skip is not None:                                       # a skipped step adds nothing (its loss may be NaN)
+            loss_sum, correct = torch.where(skip > 0, 0.0, loss_sum), torch.where(skip > 0, 0, correct)
+        progress.loss_sum += loss_sum
+        progress.correct += correct
         progress.pending.append((progress.step, batch_loss, batch_correct, seen, lr))
         now = time.perf_counter()
         progress.batch, progress.seen = batch, progress.seen + seen

@@ -16,9 +16,10 @@ of 0.05) from stopping it. The loop checks before the optimizer step, so the bad
 On a GPU, reading the loss before every step (`loss.item()`) would make the host wait for the GPU
 each step. DeviceGuard applies the same rule on the device instead, to the same decisions, and hands
 the optimizer a flag that skips the step there (optimizer `skip`); the loop learns the verdict at a
-host sync every SYNC_EVERY steps, at checkpoints and at the epoch's end, and every step after the
-firing one was skipped, so it is as if the run had stopped there. make_guard picks it where the
-device runs ahead of the host and the optimizer can skip (SGD, Adam, AdamW).
+host sync every few steps (epoch.SYNC_EVERY), at checkpoints and at the epoch's end, and every step
+after the firing one was skipped, so it is as if the run had stopped there. make_guard picks it
+where the device runs ahead of the host (device.runs_ahead) and the optimizer can skip (SGD, Adam,
+AdamW).
 """
 
 import math
@@ -28,10 +29,10 @@ from typing import NamedTuple
 
 import torch
 
+from ..device import runs_ahead
+
 WINDOW = 100     # steps of history the median is taken over
 SHORT = 5        # steps averaged for the current level (one spiky batch is not a divergence)
-SYNC_EVERY = 50  # DeviceGuard: steps between the loop's reads of its verdict (one host sync each)
-HOST_CHECKED = ("cpu",)   # device types whose steps run in the host's time: the loss is read there
 
 
 def _reason(loss, level, reference, factor, chance, short) -> str:
@@ -47,7 +48,7 @@ def make_guard(factor: float, num_classes: int, device: torch.device, optimizer)
     optimizer can skip a step there, else DivergenceGuard; None when `factor` is 0 (off)."""
     if not factor:
         return None
-    if device.type not in HOST_CHECKED and optimizer.can_skip:
+    if runs_ahead(device) and optimizer.can_skip:
         return DeviceGuard(factor, num_classes, device)
     return DivergenceGuard(factor, num_classes)
 

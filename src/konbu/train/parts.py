@@ -25,7 +25,7 @@ from ..device import (autotune_convolutions, check_compile, keep_freed_memory, p
 from ..errors import ConfigError
 from ..inference import normalise
 from ..models import build_model, model_spec
-from ..models.layers import fit_whitening
+from ..models.whiten import fit_whitening
 from .config import TrainConfig
 from .ema import EMA
 from .epoch import BatchLoss, StepSettings
