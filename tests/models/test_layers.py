@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from konbu.errors import ModelSpecError
 from konbu.models import LAYER_TYPES, LayerType, build_model, register_layer_type, summary
-from konbu.models.whiten import Whiten, fit_whitening
+from konbu.models.whiten import Whiten, fit_whitening, train_biases
 
 
 def test_one_entry_per_type_with_everything_about_it():
@@ -120,13 +120,29 @@ def test_a_whitening_layer_deeper_in_is_fitted_on_what_reaches_it():
 @pytest.mark.parametrize("entry, message", [
     ({"type": "whiten", "kernel_size": 0}, "kernel_size"), ({"type": "whiten", "kernel_size": 9}, "kernel_size"),
     ({"type": "whiten", "epsilon": 0}, "epsilon"), ({"type": "whiten", "epsilon": True}, "epsilon"),
-    ({"type": "whiten", "kernel_size": 40}, "kernel_size"),
+    ({"type": "whiten", "kernel_size": 40}, "kernel_size"), ({"type": "whiten", "use_bias": "true"}, "use_bias"),
 ])
 def test_bad_whitening_entries_say_which_field(entry, message):
     with pytest.raises(ModelSpecError, match=message):
         build_model([entry, {"type": "flatten"}, {"type": "dense", "units": 2}], (3, 8, 8), 2)
     with pytest.raises(ModelSpecError, match="before `flatten`"):
         build_model([{"type": "flatten"}, {"type": "whiten"}, {"type": "dense", "units": 2}], (3, 8, 8), 2)
+
+
+def test_a_whitening_bias_is_the_layers_one_parameter_and_can_be_frozen():
+    spec = [{"type": "whiten", "use_bias": True}, {"type": "flatten"}, {"type": "dense", "units": 2}]
+    net = build_model(spec, (3, 8, 8), 2)
+    whiten = net.features[0]
+    assert [name for name, _ in whiten.named_parameters()] == ["bias"] and not whiten.bias.any()
+    assert summary(net, (3, 8, 8)).rows[0].params == 24 * 12 + 24           # filters (frozen) and bias
+    with torch.no_grad():
+        whiten.weight.normal_()
+        whiten.bias.normal_()
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(whiten(x), F.conv2d(x, whiten.weight) + whiten.bias[:, None, None])
+    assert train_biases(net, False) and not whiten.bias.requires_grad          # frozen: a change
+    assert not train_biases(net, False) and train_biases(net, True) and whiten.bias.requires_grad
+    assert not train_biases(build_model([{"type": "whiten"}, *spec[1:]], (3, 8, 8), 2), False)   # no bias
 
 
 def test_rescaling_multiplies_and_shifts_as_keras_does():

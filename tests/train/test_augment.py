@@ -296,3 +296,18 @@ def test_test_time_flips_warn_where_a_mirror_changes_the_label():
 def test_the_default_warn_is_a_python_warning():
     with pytest.warns(UserWarning, match="mirrored digit"):
         make_augment("hflip", dataset_info("digits"))
+
+
+def test_altflip_is_a_switch_of_its_own_that_the_training_loop_applies():
+    policy = parse_policy("crop=2,altflip,fill=reflection")
+    assert policy.altflip and not policy.hflip and str(policy) == "fill=reflection,altflip,crop=2"
+    assert parse_policy(str(policy)) == policy and parse_policy("alternating_flip=off") == parse_policy("")
+    x, y = batch()
+    assert torch.equal(run("altflip", x, y)[0], x)        # per batch it does nothing: the loop mirrors (test_epoch)
+    with pytest.raises(ConfigError, match="mirrors twice"):
+        make_augment("hflip,altflip")
+    with pytest.raises(ConfigError, match="altflip alone"):
+        make_augment("altflip=0.5")
+    heard = []
+    make_augment("altflip", dataset_info("mnist-sample"), warn=heard.append)
+    assert len(heard) == 1 and "altflip on mnist-sample" in heard[0]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import konbu
-from konbu.train.epoch import CtrlC, EpochProgress, StepSettings, epoch_record, train_one_epoch
+from konbu.train.epoch import (CtrlC, EpochProgress, StepSettings, alternating_halves, epoch_record, mirror_half,
+                                 train_one_epoch)
 from konbu.train.parts import build_parts, prepare_data
 from konbu.train import TrainConfig
 
@@ -105,3 +106,28 @@ def test_where_the_device_runs_ahead_a_step_never_waits_for_it(monkeypatch):
     assert train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, train.images, train.labels,
                            progress, StepSettings(8, 30), lambda event: None, guard=parts.guard) is None
     assert progress.step == 30 and reads == ["tolist"] * 3
+
+
+def test_altflip_mirrors_a_seeded_half_in_odd_epochs_and_the_other_half_in_even_ones():
+    with pytest.warns(UserWarning, match="altflip"):           # mirrored digits: the label warning
+        parts, train = parts_and_data(augment="altflip", seed=3)
+    halves = parts.flip_halves
+    assert torch.equal(halves, alternating_halves(len(train), 3)) and 0.35 < halves.float().mean() < 0.65
+    seen = []
+
+    def recording(model, x, y):                                   # what each step trains on
+        seen.append(x.clone())
+        return parts.loss(model, x, y)
+    for epoch, mirrored in ((1, halves), (2, ~halves)):
+        order = torch.randperm(len(train))
+        seen.clear()
+        train_one_epoch(parts.model, parts.optimizer, parts.schedule, recording, train.images, train.labels,
+                        EpochProgress.begin(epoch, order, CPU), StepSettings(32, 1000), lambda event: None,
+                        flip_halves=halves)
+        images = train.images[order]
+        expected = torch.where(mirrored[order][:, None, None, None], images.flip(3), images)
+        assert torch.equal(torch.cat(seen), expected)
+        assert not torch.equal(images, expected)                  # some were mirrored
+    flipped = torch.arange(2 * 1 * 2 * 3, dtype=torch.uint8).view(2, 1, 2, 3)
+    assert torch.equal(mirror_half(flipped.clone(), torch.tensor([True, False]), 1)[0], flipped[0].flip(2))
+    assert torch.equal(mirror_half(flipped.clone(), torch.tensor([True, False]), 2)[1], flipped[1].flip(2))

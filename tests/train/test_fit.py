@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import konbu
 from konbu.errors import ConfigError, UnknownNameError
@@ -135,3 +136,19 @@ def test_the_default_rate_belongs_to_the_default_adam_one_cycle():
     assert TrainConfig.from_overrides(lr_schedule="cosine").lr is None
     assert TrainConfig.from_overrides(optimizer="sgd", lr=0.05).lr == 0.05
     assert TrainConfig.from_overrides(recipe="chollet").lr is None
+
+
+def test_a_whitening_bias_trains_for_the_epochs_given_then_stays(tmp_path):
+    spec = tmp_path / "whitened.json"
+    spec.write_text(json.dumps([{"type": "whiten", "use_bias": True}, {"type": "activation", "activation": "gelu"},
+                                {"type": "global_maxpool2d"}, {"type": "dense", "units": "classes"}]))
+    settings = dict(model=str(spec), dataset="tiny-mnist", val_fraction=0.0, precision="fp32", device="cpu",
+                    augment="none", optimizer="sgd", momentum=0.9, lr=0.1, lr_schedule="constant", deterministic=True,
+                    whiten_bias_epochs=1, quiet=True)
+    one = konbu.fit(**settings, epochs=1, out=str(tmp_path / "one")).model.features[0].bias
+    both = konbu.fit(**settings, epochs=3, out=str(tmp_path / "three"))
+    assert one.abs().max() > 0 and torch.equal(both.model.features[0].bias, one)   # epochs 2 and 3 left it alone
+    dense = [load_file(path / "weights.safetensors")["head.dense.weight"] for path in (both.path, tmp_path / "one")]
+    assert not torch.equal(*dense)                                               # the rest trained on
+    with pytest.raises(ConfigError, match="--whiten-bias-epochs: chollet-mnist has no whitening layer with a bias"):
+        konbu.fit(model="chollet-mnist", dataset="tiny-mnist", whiten_bias_epochs=3, out=str(tmp_path / "x"), quiet=True)

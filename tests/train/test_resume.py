@@ -14,13 +14,15 @@ from konbu.errors import ConfigError
 from konbu.runs import Run, read_metrics
 
 # everything that draws random numbers or keeps state across steps: shuffling, dropout (deep-mnist
-# style spec below), augmentation, EMA, a momentum optimizer, a schedule with warm-up
-LAYERS = [{"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+# style spec below), augmentation, EMA, lookahead, a momentum optimizer, a schedule with warm-up, and
+# what changes by epoch (a whitening bias that trains in epoch 1 only)
+LAYERS = [{"type": "whiten", "use_bias": True}, {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
           {"type": "maxpool2d", "pool_size": 2}, {"type": "flatten"}, {"type": "dropout", "rate": 0.3},
           {"type": "dense", "units": "classes"}]
 SETTINGS = dict(dataset="tiny-mnist", epochs=3, batch_size=32, threads=2, deterministic=True, precision="fp32",
                 device="cpu", optimizer="sgd", lr=0.05, momentum=0.9, lr_schedule="cosine", warmup=5,
-                augment="rotate=10,shift=0.1", ema=0.9, dropout_schedule="0:0.1,12:0.4", quiet=True)
+                augment="rotate=10,shift=0.1", ema=0.9, lookahead=0.9, dropout_schedule="0:0.1,12:0.4",
+                whiten_bias_epochs=1, quiet=True)
 
 
 class InterruptAt:
@@ -75,7 +77,8 @@ def test_interrupted_and_resumed_run_is_bit_identical(uninterrupted, tmp_path, w
     state = json.loads((out / "last.ckpt" / "state.json").read_text())
     assert state["step"] == stop_at and not state["epoch_done"]
     resumed = konbu.fit(resume=str(out), quiet=True)
-    for name in ("last.ckpt/model.safetensors", "last.ckpt/ema.safetensors", "weights.safetensors"):
+    for name in ("last.ckpt/model.safetensors", "last.ckpt/ema.safetensors", "last.ckpt/lookahead.safetensors",
+                 "weights.safetensors"):
         assert same_weights(uninterrupted.path / name, resumed.path / name), name
     steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "batch"]
     assert steps == list(range(1, 28))                                     # every step once

@@ -84,6 +84,11 @@ def train(
                                                    help="drop rate by step, \"0:0.0,3000:0.7,10000:0.9\""),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=_default("label_smoothing")),
     ema: Optional[float] = typer.Option(None, help="keep a moving average of the weights with this decay (0.999)"),
+    whiten_bias_epochs: Optional[int] = typer.Option(None, "--whiten-bias-epochs",
+                                                     help="a whitening layer's bias trains this many epochs, then "
+                                                          "freezes (airbench's 3; default: throughout)"),
+    lookahead: Optional[float] = typer.Option(None, help="every 5 steps pull the weights back to their average, "
+                                                         "its decay rising to this per step (airbench's 0.95)"),
     norm_bias_lr_scale: Optional[float] = typer.Option(None, "--norm-bias-lr-scale",
                                                        help="BatchNorm biases train at this multiple of the rate "
                                                             f"(airbench's 64) {_default('norm_bias_lr_scale')}"),

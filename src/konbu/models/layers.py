@@ -116,8 +116,8 @@ def _check_weights(count, layer):
                              f"({MAX_LAYER_WEIGHTS:,}); use fewer filters or units, or pool before `flatten`")
 
 
-def _use_bias(entry, layer) -> bool:
-    value = entry.get("use_bias", True)
+def _use_bias(entry, layer, default: bool = True) -> bool:
+    value = entry.get("use_bias", default)
     if not isinstance(value, bool):   # bool("false") is True: a quoted JSON "false" must not mean yes
         raise ModelSpecError(f"{layer}: `use_bias` must be true or false, got {value!r}")
     return value
@@ -269,9 +269,10 @@ def build_batchnorm(entry, shape, layer):
     return norm, shape
 
 
-@register_layer_type("whiten", "whitening", "Whitening", fields={"kernel_size", "epsilon"})
+@register_layer_type("whiten", "whitening", "Whitening", fields={"kernel_size", "epsilon", "use_bias"})
 def build_whiten(entry, shape, layer):
-    """A frozen patch-whitening convolution (Whiten): 2 x C x k x k channels out, no padding."""
+    """A frozen patch-whitening convolution (Whiten): 2 x C x k x k channels out, no padding; with
+    `use_bias`, a trained bias (--whiten-bias-epochs says for how long)."""
     channels, height, width = _spatial(shape, layer)
     kernel = entry.get("kernel_size", 2)
     if not _is_count(kernel) or kernel > 8:
@@ -280,7 +281,8 @@ def build_whiten(entry, shape, layer):
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
         raise ModelSpecError(f"{layer}: `epsilon` must be a number in (0, 1] (airbench's 0.0005), got {eps!r}")
     _check_size(height - kernel + 1, width - kernel + 1, layer, shape)
-    return Whiten(channels, kernel, float(eps)), (2 * channels * kernel * kernel, height - kernel + 1, width - kernel + 1)
+    return (Whiten(channels, kernel, float(eps), _use_bias(entry, layer, default=False)),
+            (2 * channels * kernel * kernel, height - kernel + 1, width - kernel + 1))
 
 
 class Rescaling(nn.Module):

@@ -1,7 +1,9 @@
 """The `whiten` layer's module: airbench's frozen first convolution, fitted to the training images.
 
     {"type": "whiten", "kernel_size": 2, "epsilon": 0.0005}      # in a model spec (built in layers.py)
+    {"type": "whiten", "kernel_size": 2, "use_bias": true}       # ... with a trained bias (airbench's)
     fit_whitening(model, train.images, to_input)                 # before the first step (train.parts)
+    train_biases(model, epoch <= 3)                              # --whiten-bias-epochs 3 (train.loop)
 
 Its filters come from the data, not from training, so beside the module itself this holds how they
 are fitted: the images as the layer sees them (the layers before it run in eval mode), their patch
@@ -20,15 +22,19 @@ class Whiten(nn.Module):
     filters are the eigenvectors of the training patches' covariance, each scaled by 1 / sqrt(its
     eigenvalue + eps), and their negatives, so the next layer sees decorrelated inputs of unit
     variance from the first step. The filters are a buffer, never trained: `fit_whitening` sets them
-    from the training images before training (they start at zero), and they are saved with the run."""
+    from the training images before training (they start at zero), and they are saved with the run.
+    With `bias`, a per-channel bias (from zero) is the layer's one parameter: airbench trains it for
+    the first epochs only (train_biases), which shifts where the GELU after it bends."""
 
-    def __init__(self, channels: int, kernel: int, eps: float):
+    def __init__(self, channels: int, kernel: int, eps: float, bias: bool = False):
         super().__init__()
         self.kernel, self.eps = kernel, eps
-        self.register_buffer("weight", torch.zeros(2 * channels * kernel * kernel, channels, kernel, kernel))
+        out = 2 * channels * kernel * kernel
+        self.register_buffer("weight", torch.zeros(out, channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out)) if bias else None
 
     def forward(self, x):
-        return F.conv2d(x, self.weight)
+        return F.conv2d(x, self.weight, self.bias)
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor):
@@ -64,6 +70,21 @@ def fit_whitening(model: nn.Module, images: torch.Tensor, normalise) -> bool:
         for whiten in whitens:
             whiten.fit(_input_of(model, whiten, x))
     return bool(whitens)
+
+
+def train_biases(model: nn.Module, trained: bool) -> bool:
+    """Let the biases of `model`'s whitening layers train (or freeze them: no gradient, so the
+    optimizer leaves them and their momentum as they are); whether that changed anything (a
+    data-parallel wrapper must then be built again), and False for a model without one."""
+    biases = [module.bias for module in model.modules() if isinstance(module, Whiten) and module.bias is not None]
+    changed = any(bias.requires_grad != trained for bias in biases)
+    for bias in biases:
+        bias.requires_grad_(trained)
+    return changed
+
+
+def has_bias(model: nn.Module) -> bool:
+    return any(isinstance(module, Whiten) and module.bias is not None for module in model.modules())
 
 
 class _Reached(Exception):

@@ -115,7 +115,7 @@ register_model(
     # airbench94's network (K. Jordan, 2024): a frozen 2x2 patch-whitening first layer fitted on the training
     # images, three conv groups of widths 64, 256, 256, the largest value of each map, and logits scaled by
     # 1/9, which keeps them small while the high learning rate moves the layer before
-    [{"type": "whiten", "kernel_size": 2}, {"type": "activation", "activation": "gelu"},
+    [{"type": "whiten", "kernel_size": 2, "use_bias": True}, {"type": "activation", "activation": "gelu"},
      *airbench_block(64), *airbench_block(256), *airbench_block(256), {"type": "global_maxpool2d"},
      {"type": "dense", "units": "classes", "use_bias": False}, {"type": "rescaling", "scale": 1 / 9}],
     source="K. Jordan, airbench94 (94% on CIFAR-10 in 3.83 s on an A100; github.com/KellerJordan/cifar10-airbench)",

@@ -22,6 +22,10 @@ policy may appear as an item (`cifar,cutout=8`).
                      black, the background of MNIST-like data), border (repeat the edge pixel: Keras'
                      fill_mode="nearest") or reflection (airbench's crops)
     hflip[=P]        mirror left-right with probability P (default 0.5)
+    altflip          mirror left-right a fixed random half of the images in odd epochs and the other
+                     half in even ones (airbench's alternating flips: each image is seen both ways in
+                     any two epochs); done by the training loop on the epoch's images (epoch.mirror_half),
+                     not per batch, so instead of hflip
     vflip[=P]        mirror top-bottom with probability P (default 0.5)
     crop=PAD         pad PAD pixels on each side (black, or as fill says), then crop back at a random
                      offset: an integer shift of up to PAD pixels each way (CIFAR's "pad 4 + random crop")
@@ -69,6 +73,7 @@ class Policy:
     shear: float = 0.0       # shear factor, +-
     fill: str = "zeros"      # outside the image after an affine op: black, like MNIST's background
     hflip: float = 0.0       # probability
+    altflip: bool = False    # alternating halves, by epoch (the training loop's; see the docstring)
     vflip: float = 0.0       # probability
     crop: int = 0            # padding in pixels
     cutout: int = 0          # side of the square in pixels
@@ -85,7 +90,10 @@ class Policy:
             unused = (f.name == "mixup_p" and not self.mixup) or (f.name == "cutmix_p" and not self.cutmix)
             if value == f.default or unused:
                 continue
-            items.append(f"{f.name}={value:g}" if isinstance(value, float) else f"{f.name}={value}")
+            if isinstance(value, bool):
+                items.append(f.name)
+            else:
+                items.append(f"{f.name}={value:g}" if isinstance(value, float) else f"{f.name}={value}")
         return ",".join(items) or "none"
 
     @property
@@ -118,6 +126,7 @@ _OPS = {
     "shear": (lambda t: _number("shear", t, 0, 1, "a shear factor (0.2 is about 11 degrees)"), None),
     "hflip": (lambda t: _number("hflip", t, 0, 1, "a probability"), 0.5),
     "vflip": (lambda t: _number("vflip", t, 0, 1, "a probability"), 0.5),
+    "altflip": (lambda t: _switch("altflip", t), True),
     "crop": (lambda t: _number("crop", t, 0, 64, "padding in pixels", integer=True), None),
     "cutout": (lambda t: _number("cutout", t, 0, 1024, "the square's side in pixels", integer=True), None),
     "mixup": (lambda t: _number("mixup", t, 0, 100, "a Beta alpha (0.2 is usual)", low_open=True), None),
@@ -126,7 +135,14 @@ _OPS = {
     "cutmix_p": (lambda t: _number("cutmix_p", t, 0, 1, "a probability"), None),
     "fill": (lambda t: _fill(t), None),
 }
-_ALIASES = {"rotation": "rotate", "translate": "shift", "random_erasing": "cutout", "erase": "cutout"}
+_ALIASES = {"alternating_flip": "altflip", "rotation": "rotate", "translate": "shift", "random_erasing": "cutout",
+            "erase": "cutout"}
+
+
+def _switch(key, text):
+    if text not in ("on", "off", "true", "false", "1", "0"):
+        raise ConfigError(f"augment: {key}={text!r}; write {key} alone to switch it on (or {key}=off)")
+    return text in ("on", "true", "1")
 
 
 def _fill(text):
@@ -159,6 +175,9 @@ def parse_policy(text: str) -> Policy:
             setattr(policy, key, bare)
         else:
             setattr(policy, key, parse(value))
+    if policy.altflip and policy.hflip:
+        raise ConfigError(f"augment: {text!r} mirrors twice, with hflip and altflip; keep one (altflip: a fixed "
+                          "half in odd epochs and the other half in even ones)")
     return policy
 
 
@@ -195,7 +214,7 @@ def label_risk(info) -> tuple[str, str] | None:
 
 def label_safety_warning(policy: Policy, info) -> str | None:
     """Why `policy` may change what an image of `info`'s dataset shows, or None when it cannot."""
-    risky = [op for op, on in (("hflip", policy.hflip), ("vflip", policy.vflip),
+    risky = [op for op, on in (("hflip", policy.hflip), ("altflip", policy.altflip), ("vflip", policy.vflip),
                                (f"rotate={policy.rotate:g}", policy.rotate > 45)) if on]
     risk = label_risk(info) if risky else None
     if risk is None:

@@ -3,6 +3,7 @@
     last.ckpt/
       model.safetensors      weights
       ema.safetensors        the weights' moving average (with --ema)
+      lookahead.safetensors  the average the model is pulled back to (with --lookahead)
       optimizer.pt           optimizer and lr-schedule state_dicts (torch.save; read back with
                              weights_only=True, which refuses arbitrary pickled objects)
       rng.safetensors        torch CPU and CUDA generator states
@@ -56,21 +57,28 @@ def set_rng_states(tensors: dict, states: dict):
         random.setstate((version, tuple(python_state), gauss_next))
 
 
-def save_checkpoint(path, model, optimizer, schedule, state: dict, ema=None, tensors: dict | None = None) -> Path:
+def save_checkpoint(path, model, optimizer, schedule, state: dict, ema=None, tensors: dict | None = None,
+                    lookahead=None) -> Path:
     rng_tensors, rng_json = rng_states()
 
     def fill(folder: Path):
         save_weights(folder / "model.safetensors", model)
         if ema is not None:
             save_weights(folder / "ema.safetensors", ema.module)
+        if lookahead is not None:
+            _save_tensors(lookahead.state_dict(), folder / "lookahead.safetensors")
         buffer = io.BytesIO()
         torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, buffer)
         (folder / "optimizer.pt").write_bytes(buffer.getvalue())
         save_file(rng_tensors, folder / "rng.safetensors")
         if tensors:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, folder / "progress.safetensors")
+            _save_tensors(tensors, folder / "progress.safetensors")
         (folder / "state.json").write_text(json.dumps({**state, "rng": rng_json}))
     return atomic.replace_dir(path, fill)
+
+
+def _save_tensors(tensors: dict, path: Path):
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path)
 
 
 def checkpoint_path(path) -> Path:
@@ -90,8 +98,8 @@ def read_state(path) -> dict:
         raise RunDirectoryError(f"{path}: checkpoint is missing or damaged ({str(e).splitlines()[0]})") from None
 
 
-def load_checkpoint(path, model, optimizer=None, schedule=None, ema=None, restore_rng: bool = True):
-    """Restore weights (and optimizer, schedule, EMA, RNG) from a last.ckpt folder.
+def load_checkpoint(path, model, optimizer=None, schedule=None, ema=None, restore_rng: bool = True, lookahead=None):
+    """Restore weights (and optimizer, schedule, EMA, lookahead, RNG) from a last.ckpt folder.
 
     Returns (state.json, progress tensors: {} unless the checkpoint was taken mid-epoch)."""
     path = checkpoint_path(path)
@@ -100,6 +108,8 @@ def load_checkpoint(path, model, optimizer=None, schedule=None, ema=None, restor
         model.load_state_dict(load_file(path / "model.safetensors"))
         if ema is not None:
             ema.module.load_state_dict(load_file(path / "ema.safetensors"))
+        if lookahead is not None:
+            lookahead.load_state_dict(load_file(path / "lookahead.safetensors"))
         if optimizer is not None or schedule is not None:
             states = torch.load(path / "optimizer.pt", weights_only=True)
             if optimizer is not None:

@@ -83,6 +83,10 @@ class TrainConfig:
                                    # test accuracy on mnist-sample with augmentation (seeds 0-3)
     ema: float | None = None       # decay of an exponential moving average of the weights (e.g. 0.999);
                                    # the average is what is validated and saved. None: off
+    whiten_bias_epochs: int | None = None  # a whitening layer's bias (`use_bias`) trains for this many
+                                   # epochs, then is frozen (airbench's 3). None: it trains throughout
+    lookahead: float | None = None # airbench's lookahead: every 5 steps the model is pulled back to an
+                                   # average of itself whose decay rises to this per step (0.95) by the end
     norm_bias_lr_scale: float = 1.0    # BatchNorm biases train at this multiple of the rate, their weight
                                    # decay divided by it (airbench's 64: +1.3 points on CIFAR-10, README)
     tta: str = "none"              # test-time augmentation of the final test evaluation: none, flip, or
@@ -168,6 +172,9 @@ class TrainConfig:
         _number("--label-smoothing", self.label_smoothing, "must be in [0, 1)", 0.0, 1.0, high_open=True)
         _number("--ema", self.ema, "is a decay in (0, 1) such as 0.999", 0.0, 1.0, low_open=True, high_open=True,
                 optional=True)
+        _count("--whiten-bias-epochs", self.whiten_bias_epochs, 0, MAX_EPOCHS, unit=" epoch", optional=True)
+        _number("--lookahead", self.lookahead, "is a decay per step in (0, 1) such as airbench's 0.95", 0.0, 1.0,
+                low_open=True, high_open=True, optional=True)
         check_tta(self.tta)
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")

@@ -220,14 +220,33 @@ def epoch_order(n: int, sample_weights: torch.Tensor | None) -> torch.Tensor:
     return torch.randperm(n)
 
 
+def alternating_halves(n: int, seed: int) -> torch.Tensor:
+    """The augmentation's altflip: which of `n` training images are mirrored in odd epochs (a seeded
+    random half, drawn from its own generator so the run's random streams stay as they were); the
+    others are mirrored in even epochs."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+
+
+def mirror_half(images: torch.Tensor, halves: torch.Tensor, epoch: int) -> torch.Tensor:
+    """uint8 images [N, C, H, W] (this epoch's gathered copy, changed in place) with the half that
+    `halves` [N] (bool, in the same order) marks mirrored left-right in odd epochs, the other half in
+    even ones: airbench's alternating flips. Every image is seen both ways in any two consecutive
+    epochs, where random flips leave a quarter of them the same way round twice."""
+    mirrored = halves if epoch % 2 == 1 else ~halves
+    images[mirrored] = images[mirrored].flip(3)
+    return images
+
+
 def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progress: EpochProgress,
                     settings: StepSettings, emit, ema=None, guard=None, dropout=None, checkpoint=None, ctrl_c=None,
-                    world: World = World(), trained=None):
+                    world: World = World(), trained=None, lookahead=None, flip_halves=None):
     """Continue epoch `progress.epoch` from batch `progress.batch` (0: its start), updating `progress`
     after every step. Returns None, or a dict saying why training must stop (divergence).
 
-    `loss_of`: a BatchLoss; `ema`, `guard`, `dropout`: the run's EMA, DivergenceGuard and
-    DropoutSchedule, or None; `checkpoint()` is called every `settings.checkpoint_every` steps.
+    `loss_of`: a BatchLoss; `ema`, `guard`, `dropout`, `lookahead`: the run's EMA, DivergenceGuard,
+    DropoutSchedule and Lookahead, or None; `flip_halves`: bool per training image, with the
+    augmentation's altflip (see mirror_half); `checkpoint()` is called every
+    `settings.checkpoint_every` steps.
     `world`: the processes training together (world.py); `trained`: what the step calls, `model` or
     DDP around it (default `model`). `progress` counts the global batch on every rank."""
     started = time.perf_counter()
@@ -235,6 +254,8 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     model.train()
     order = progress.order.to(images.device)
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices
+    if flip_halves is not None:
+        images = mirror_half(images, flip_halves.to(order.device)[order], progress.epoch)
     size = settings.batch_size
     batches = math.ceil(images.shape[0] / size)
     on_device = guard is not None and guard.on_device
@@ -284,6 +305,8 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
         optimizer.step(skip=skip)
         schedule.step()
         progress.step += 1
+        if lookahead is not None:
+            lookahead.update(model, progress.step)
         if ema is not None:
             ema.update(model, progress.step)
         loss_sum, correct = batch_loss * seen, batch_correct

@@ -50,6 +50,7 @@ from ..atomic import one_writer, remove_leftovers
 from ..device import compiled
 from ..errors import ConfigError, RunDirectoryError, WriteError
 from ..models import is_pretrained, model_spec, summary
+from ..models.whiten import train_biases
 from ..reporting import build_report
 from ..runs import (CHECKPOINT_DIR, FIGURES_DIR, METRICS_CSV, METRICS_FILE, PROGRESS_FILE, REPORT_FILE, RUN_FILE,
                     TENSORBOARD_DIR, WEIGHTS_FILE, Run, create_run, mark_interrupted, mark_resumed, read_info,
@@ -220,7 +221,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
         info = None
         if resume:
             state, tensors = load_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule,
-                                             ema=parts.ema)
+                                             ema=parts.ema, lookahead=parts.lookahead)
             monitor.load_state_dict(state["monitor"])
             if parts.guard is not None and state.get("guard"):
                 parts.guard.load_state_dict(state["guard"])
@@ -253,7 +254,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
             state.update(best_epoch=monitor.best_epoch, best_score=monitor.best, monitor=monitor.state_dict(),
                          guard=parts.guard.state_dict() if parts.guard else None, config=config.to_dict())
             save_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule, state,
-                            ema=parts.ema, tensors=tensors)
+                            ema=parts.ema, tensors=tensors, lookahead=parts.lookahead)
 
         emit(Event("start", dict(config=config.to_dict(), device=str(device), precision=precision, n_train=len(train),
                                  n_val=len(val) if val else 0, epochs=last_epoch, total_steps=parts.settings.last_step,
@@ -269,12 +270,17 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
                 if parts.stages is not None and parts.stages.enter(epoch):   # --fine-tune: freeze or unfreeze
                     trained = compiled(world.wrap(parts.model), config.compile)
                     emit(Event("stage", parts.stages.describe(parts.model, last_epoch)[parts.stages.stage(epoch) - 1]))
+                bias_epochs = config.whiten_bias_epochs   # airbench: the whitening bias trains, then is frozen
+                if bias_epochs is not None and train_biases(parts.model, epoch <= bias_epochs):
+                    trained = compiled(world.wrap(parts.model), config.compile)   # DDP reduces what trains
                 stop = train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, images, labels,
                                        progress, parts.settings, emit, ema=parts.ema, guard=parts.guard,
                                        dropout=parts.dropout, checkpoint=checkpoint, ctrl_c=ctrl_c, world=world,
-                                       trained=trained)
+                                       trained=trained, lookahead=parts.lookahead, flip_halves=parts.flip_halves)
                 if progress.seen == 0:           # diverged on the epoch's first step: nothing to record
                     break
+                if parts.lookahead is not None and stop is None:
+                    parts.lookahead.settle(parts.model)   # the epoch ends on the average: validated, saved
                 record = batch_records = None
                 if world.main:                   # validation on rank 0; every rank closes the epoch with its record
                     validated = time.perf_counter()

@@ -25,11 +25,12 @@ from ..device import (autotune_convolutions, check_compile, keep_freed_memory, p
 from ..errors import ConfigError
 from ..inference import normalise
 from ..models import build_model, model_spec
-from ..models.whiten import fit_whitening
+from ..models.whiten import fit_whitening, has_bias
 from .config import TrainConfig
 from .ema import EMA
-from .epoch import BatchLoss, StepSettings
+from .epoch import BatchLoss, StepSettings, alternating_halves
 from .guard import DeviceGuard, DivergenceGuard, make_guard
+from .lookahead import Lookahead
 from .optim import Optimizer, make_optimizer
 from .fine_tune import Stages, make_stages, param_groups
 from .world import World
@@ -115,6 +116,8 @@ class Parts:
     from_run: dict | None = None          # run.json's "from_run": {"path", "name", "dataset", "head"}
     dropout: DropoutSchedule | None = None
     ema: EMA | None = None
+    lookahead: Lookahead | None = None
+    flip_halves: torch.Tensor | None = None   # augment altflip: per training image, mirrored in odd epochs
     guard: DivergenceGuard | DeviceGuard | None = None
     sample_weights: torch.Tensor | None = None   # per training image, for balanced sampling
     stages: Stages | None = None          # --fine-tune: what trains in which epoch
@@ -147,6 +150,9 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     total_steps = config.total_steps(steps_per_epoch)
     spec, model, from_run = _model(config, train, start)
     mean, std = input_statistics(config, train, start)
+    if config.whiten_bias_epochs is not None and not has_bias(model):
+        raise ConfigError(f"--whiten-bias-epochs: {spec['name']} has no whitening layer with a bias to train "
+                          "(a `whiten` layer with `use_bias: true`, as in fast-cifar10)")
     if start is None:   # a fresh model: its whitening layers (if any) from the training images as it sees them
         fit_whitening(model, train.images, lambda images: normalise(images, mean, std))
     channels_last = to_channels_last(model, device, config.channels_last)
@@ -188,6 +194,9 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
     return Parts(spec, model, optimizer, schedule, loss,
                  StepSettings(config.batch_size, total_steps, config.clip_grad, config.checkpoint_every),
                  policy, from_run=from_run, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
+                 lookahead=Lookahead(model, config.lookahead, total_steps) if config.lookahead else None,
+                 flip_halves=(alternating_halves(len(train), config.seed) if augment and augment.policy.altflip
+                              else None),
                  guard=make_guard(config.guard, num_classes, device, optimizer),
                  sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None,
                  stages=stages)

@@ -21,4 +21,5 @@ POLICIES = {
 
 POLICY_HELP = ("augmentation policy: a name (" + ", ".join(POLICIES) + ") or ops such as "
                "'rotate=15,shift=0.1,zoom=0.1,shear=0.2,hflip,vflip,crop=4,cutout=8,mixup=0.2,cutmix=1.0' "
-               "(fill=zeros|border|reflection, mixup_p=P, cutmix_p=P); 'none' for no augmentation")
+               "(altflip: airbench's alternating flips; fill=zeros|border|reflection, mixup_p=P, cutmix_p=P); "
+               "'none' for no augmentation")

@@ -18,6 +18,7 @@ import torch
 from ..data import load_dataset
 from ..inspect.grids import plot_image_grid
 from .augment import make_augment
+from .epoch import alternating_halves, mirror_half
 
 
 def pick_examples(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -59,9 +60,14 @@ def preview_augment(dataset: str, policy: str, out, n: int = 8, copies: int = 7,
     else:
         # copy-major order (all n images, then all n again ...): mixup/cutmix partners are then
         # mostly *other* images, as in a real shuffled batch, rather than copies of the same one
+        copied = originals.repeat(copies, 1, 1, 1)
+        if augmenter.policy.altflip:   # copy c as epoch c + 1 sees it: each image alternates
+            halves = alternating_halves(len(index), seed)
+            for copy in range(copies):
+                mirror_half(copied[copy * len(index):(copy + 1) * len(index)], halves, copy + 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            augmented, targets = augmenter(originals.repeat(copies, 1, 1, 1), labels.repeat(copies), train.num_classes)
+            augmented, targets = augmenter(copied, labels.repeat(copies), train.num_classes)
     rows, titles = [], []
     for row in range(index.shape[0]):
         rows.append(originals[row:row + 1])
