@@ -46,7 +46,7 @@ def test_recipe_trains_a_few_steps_on_fixture_data(name):
         progress = EpochProgress.begin(1, torch.randperm(len(train)), torch.device("cpu"))
         assert train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, train.images, train.labels,
                                progress, parts.settings, lambda event: None, ema=parts.ema, guard=parts.guard,
-                               dropout=parts.dropout) is None
+                               dropout=parts.dropout, lookahead=parts.lookahead, flip_halves=parts.flip_halves) is None
         records = progress.batch_records()
         assert [r["step"] for r in records] == [1, 2, 3] and all(r["loss"] == r["loss"] for r in records)
         first_lr = piecewise_base_lr(config.lr_schedule) or config.lr or default_lr(config.optimizer)
