@@ -72,11 +72,15 @@ def fit_whitening(model: nn.Module, images: torch.Tensor, normalise) -> bool:
     return bool(whitens)
 
 
+def _biases(model: nn.Module) -> list:
+    return [module.bias for module in model.modules() if isinstance(module, Whiten) and module.bias is not None]
+
+
 def train_biases(model: nn.Module, trained: bool) -> bool:
     """Let the biases of `model`'s whitening layers train (or freeze them: no gradient, so the
     optimizer leaves them and their momentum as they are); whether that changed anything (a
     data-parallel wrapper must then be built again), and False for a model without one."""
-    biases = [module.bias for module in model.modules() if isinstance(module, Whiten) and module.bias is not None]
+    biases = _biases(model)
     changed = any(bias.requires_grad != trained for bias in biases)
     for bias in biases:
         bias.requires_grad_(trained)
@@ -84,7 +88,7 @@ def train_biases(model: nn.Module, trained: bool) -> bool:
 
 
 def has_bias(model: nn.Module) -> bool:
-    return any(isinstance(module, Whiten) and module.bias is not None for module in model.modules())
+    return bool(_biases(model))
 
 
 class _Reached(Exception):

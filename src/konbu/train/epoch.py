@@ -244,8 +244,8 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     after every step. Returns None, or a dict saying why training must stop (divergence).
 
     `loss_of`: a BatchLoss; `ema`, `guard`, `dropout`, `lookahead`: the run's EMA, DivergenceGuard,
-    DropoutSchedule and Lookahead, or None; `flip_halves`: bool per training image, with the
-    augmentation's altflip (see mirror_half); `checkpoint()` is called every
+    DropoutSchedule and Lookahead, or None; `flip_halves`: bool per training image on its device,
+    with the augmentation's altflip (see mirror_half); `checkpoint()` is called every
     `settings.checkpoint_every` steps.
     `world`: the processes training together (world.py); `trained`: what the step calls, `model` or
     DDP around it (default `model`). `progress` counts the global batch on every rank."""
@@ -255,7 +255,7 @@ def train_one_epoch(model, optimizer, schedule, loss_of, images, labels, progres
     order = progress.order.to(images.device)
     images, labels = images[order], labels[order]        # one gather per epoch, then cheap slices
     if flip_halves is not None:
-        images = mirror_half(images, flip_halves.to(order.device)[order], progress.epoch)
+        images = mirror_half(images, flip_halves[order], progress.epoch)
     size = settings.batch_size
     batches = math.ceil(images.shape[0] / size)
     on_device = guard is not None and guard.on_device

@@ -264,15 +264,20 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
         # Train: each epoch, then validate, keep the best weights, checkpoint
         images, labels = train.images.to(device), train.labels.to(device)
         stop = None
-        trained = compiled(world.wrap(parts.model), config.compile)   # the model, or DDP around it; compiled
+        def wrapped():
+            """What a step calls: the model, or DDP around it, compiled with --compile. Built again
+            whenever what trains changes, since DDP reduces the gradients of what trained when built."""
+            return compiled(world.wrap(parts.model), config.compile)
+
+        trained = wrapped()
         try:
             for epoch in range(progress.epoch, last_epoch + 1):
                 if parts.stages is not None and parts.stages.enter(epoch):   # --fine-tune: freeze or unfreeze
-                    trained = compiled(world.wrap(parts.model), config.compile)
+                    trained = wrapped()
                     emit(Event("stage", parts.stages.describe(parts.model, last_epoch)[parts.stages.stage(epoch) - 1]))
                 bias_epochs = config.whiten_bias_epochs   # airbench: the whitening bias trains, then is frozen
                 if bias_epochs is not None and train_biases(parts.model, epoch <= bias_epochs):
-                    trained = compiled(world.wrap(parts.model), config.compile)   # DDP reduces what trains
+                    trained = wrapped()
                 stop = train_one_epoch(parts.model, parts.optimizer, parts.schedule, parts.loss, images, labels,
                                        progress, parts.settings, emit, ema=parts.ema, guard=parts.guard,
                                        dropout=parts.dropout, checkpoint=checkpoint, ctrl_c=ctrl_c, world=world,

@@ -195,8 +195,8 @@ def build_parts(config: TrainConfig, train, device, precision, start=None) -> Pa
                  StepSettings(config.batch_size, total_steps, config.clip_grad, config.checkpoint_every),
                  policy, from_run=from_run, dropout=dropout, ema=EMA(model, config.ema) if config.ema else None,
                  lookahead=Lookahead(model, config.lookahead, total_steps) if config.lookahead else None,
-                 flip_halves=(alternating_halves(len(train), config.seed) if augment and augment.policy.altflip
-                              else None),
+                 flip_halves=(alternating_halves(len(train), config.seed).to(device)
+                              if augment and augment.policy.altflip else None),
                  guard=make_guard(config.guard, num_classes, device, optimizer),
                  sample_weights=(1.0 / counts)[train.labels] if config.sampler == "balanced" else None,
                  stages=stages)
