@@ -28,6 +28,30 @@ def test_min_mode_keeps_the_lowest():
     assert monitor.best == 0.4 and monitor.best_epoch == 4 and monitor.wait == 1
 
 
+def test_a_tied_accuracy_with_a_lower_loss_is_the_new_best_epoch_but_not_an_improvement():
+    monitor = Monitor("val_accuracy", patience=3)
+    records = [(0.9, 0.50), (0.95, 0.40), (0.95, 0.45), (0.95, 0.30), (0.95, 0.30), (0.9, 0.20)]
+    answers = [monitor.update({"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss})
+               for epoch, (accuracy, loss) in enumerate(records, start=1)]
+    # epoch 3 ties with a higher loss, epoch 5 with the same loss: neither is a new best; 6 is worse
+    assert answers == [True, True, False, True, False, False]
+    assert (monitor.best, monitor.best_epoch, monitor.best_loss) == (0.95, 4, 0.30)
+    assert monitor.wait == 4 and monitor.should_stop          # patience counts the tie (Keras's rule)
+    resumed = Monitor("val_accuracy", patience=3)
+    resumed.load_state_dict(monitor.state_dict())
+    assert resumed.update({"epoch": 7, "val_accuracy": 0.95, "val_loss": 0.25})   # the restored loss is the bar
+    old = Monitor("val_accuracy")    # a checkpoint from before tie-breaks has no best_loss: the next tie wins
+    old.load_state_dict({"name": "val_accuracy", "best": 0.95, "best_epoch": 2, "wait": 0})
+    assert old.update({"epoch": 3, "val_accuracy": 0.95, "val_loss": 0.9}) and old.best_epoch == 3
+
+
+def test_a_loss_monitor_has_no_tie_break():
+    monitor = Monitor("val_loss")
+    answers = [monitor.update({"epoch": epoch, "val_loss": 0.5, "val_accuracy": accuracy})
+               for epoch, accuracy in enumerate([0.8, 0.9], start=1)]
+    assert answers == [True, False] and monitor.best_epoch == 1
+
+
 def test_min_delta_is_a_strict_margin():
     monitor = Monitor("val_loss", min_delta=0.1)
     # 0.95: better by only 0.05; 0.9: by exactly min_delta, not more; 0.85: by 0.15
@@ -63,7 +87,7 @@ def test_state_dict_round_trip_resumes_the_count():
     monitor = Monitor("val_loss", patience=3, min_delta=0.01)
     feed(monitor, "val_loss", [1.0, 0.5, 0.6, 0.7])
     state = monitor.state_dict()
-    assert state == {"name": "val_loss", "best": 0.5, "best_epoch": 2, "wait": 2}
+    assert state == {"name": "val_loss", "best": 0.5, "best_epoch": 2, "best_loss": None, "wait": 2}
     resumed = Monitor("val_loss", patience=3, min_delta=0.01)
     resumed.load_state_dict(state)
     assert (resumed.best, resumed.best_epoch, resumed.wait) == (0.5, 2, 2)
