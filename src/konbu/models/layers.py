@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ModelSpecError, ShapeError
+from .dense import Dense
 from .whiten import Whiten
 
 # name -> (module factory, Keras type name for the summary's "Layer (type)" column)
@@ -236,7 +237,7 @@ def build_dense(entry, shape, layer):
         raise ModelSpecError(f"{layer}: dense needs flat features but gets {shape}; put a `flatten` before it")
     units = _width(entry, "units", layer, extra=' or "classes"')
     _check_weights(shape[0] * units, layer)
-    return nn.Linear(shape[0], units, bias=_use_bias(entry, layer)), (units,)
+    return Dense(shape[0], units, bias=_use_bias(entry, layer)), (units,)
 
 
 @register_layer_type("dropout", "dropout", "Dropout", fields={"rate"}, required={"rate"})
