@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import ModelSpecError, ShapeError
 from .dense import Dense
+from .dropout import Dropout
 from .whiten import Whiten
 
 # name -> (module factory, Keras type name for the summary's "Layer (type)" column)
@@ -245,7 +246,7 @@ def build_dropout(entry, shape, layer):
     rate = entry["rate"]
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ModelSpecError(f"{layer}: `rate` must be a number in [0, 1), got {rate!r}")
-    return nn.Dropout(float(rate)), shape
+    return Dropout(float(rate)), shape
 
 
 @register_layer_type("batchnorm", "batch_normalization", "BatchNormalization",
