@@ -2,7 +2,7 @@
 
 PyTorch multiplies float32 matrices on a CPU with MKL, and runs convolutions and bfloat16 products
 with oneDNN. On the AVX-512 AMD EPYC of the benchmarks MKL's float32 products ran at about AVX2
-speed (a 2,048² product 212 GFLOP/s, where oneDNN's convolutions reach 400): deep-mnist's
+speed (a 2,048² product: 212 GFLOP/s; oneDNN's convolutions: 400-540): deep-mnist's
 3,136 -> 1,024 layer at batch 64 took 2.4 ms forward, 2.4 ms for the input's gradient and 2.2 ms for
 the weights' with MKL, and 1.1, 1.0 and 1.0 ms with oneDNN (`torch.ops.mkldnn._linear_pointwise`, the
 product inductor calls). So a large layer's three products go to oneDNN; below SMALL weights (576 ->
