@@ -16,6 +16,7 @@ see the standard `linear` op. The parameters and state dict are nn.Linear's.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 SMALL = 1 << 17   # weights; chollet-mnist's 36,864 stay on F.linear, lenet's 1.2M and deep-mnist's 3.2M don't
 
@@ -44,6 +45,7 @@ class _OneDnnLinear(torch.autograd.Function):
         return _product(x, weight, bias)
 
     @staticmethod
+    @once_differentiable   # a gradient of this gradient is refused with an error, never silently wrong
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad_x = _product(grad, weight.t()) if ctx.needs_input_grad[0] else None
