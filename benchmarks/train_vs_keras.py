@@ -21,7 +21,8 @@ every row: epoch 1 pays one-off costs (Keras traces and compiles its train step;
 allocator and oneDNN kernels), so it is printed apart; `run s` is konbu's whole fit() call, the
 processes' start-up included. These machines are shared and noisy (one Keras run's epochs ranged
 2,800-6,300 images/s): --repeats R trains every row R times, interleaved, and the headline figure
-is each row's fastest epoch, the mean beside it. Nothing here asserts a timing; the targets
+is each row's fastest epoch, the mean beside it. Repeat r uses seed --seed + r in every row, and
+a row's test accuracy is the mean over its repeats: one seed of 80 steps moves it by points. Nothing here asserts a timing; the targets
 (konbu/Keras >= 2.0 in fp32 and in bf16, accuracy no lower than Keras's) are reported, not enforced.
 """
 
@@ -277,10 +278,12 @@ def train_konbu(arguments, train_size, model, batch_size, precision, nproc) -> R
 
 
 def pooled(results: list) -> Result:
-    """The repeats as one row: every repeat's epochs, the first repeat's accuracy and run seconds."""
+    """The repeats as one row: every repeat's epochs, the mean of their test accuracies (one seed
+    each), the first repeat's run seconds."""
     first = results[0]
+    accuracy = sum(result.test_accuracy for result in results) / len(results)
     return Result(first.name, [rate for result in results for rate in result.epoch_rates],
-                  min(result.first_epoch_seconds for result in results), first.test_accuracy, first.note,
+                  min(result.first_epoch_seconds for result in results), accuracy, first.note,
                   max(result.other_cpu_share or 0.0 for result in results), first.run_seconds)
 
 
@@ -331,7 +334,8 @@ def main(arguments):
     print(f"mnist-sample ({len(train):,} train / {len(test):,} test), RMSprop lr {arguments.learning_rate:g}, "
           f"{arguments.epochs} epochs, {arguments.threads} cores per row, best of {arguments.repeats}; torch "
           f"{torch.__version__}, {os.cpu_count()} CPUs, {bf16}")
-    print("images/s: the fastest of epochs 2..E over the repeats; mean: over all of them; others CPU: the "
+    print("images/s: the fastest of epochs 2..E over the repeats; mean: over all of them; test acc: the mean "
+          f"over the repeats, seeds {arguments.seed}..{arguments.seed + arguments.repeats - 1}; others CPU: the "
           "share of all cores other processes used meanwhile (more than a few % slows that row)")
 
     tables = {}
@@ -343,14 +347,16 @@ def main(arguments):
         for model in arguments.models:
             for batch_size in arguments.batch_sizes:
                 rows = {}   # name -> results of the repeats; rows run interleaved, Keras first
-                for _ in range(arguments.repeats):
+                for repeat in range(arguments.repeats):
                     print(f"training {model}, batch {batch_size} ...", flush=True)
-                    results = [with_other_cpu_share(train_keras, arguments, data_path, len(train), model, batch_size)]
+                    # each repeat its own seed, the same for every row: accuracy is compared over seeds
+                    seeded = argparse.Namespace(**{**vars(arguments), "seed": arguments.seed + repeat})
+                    results = [with_other_cpu_share(train_keras, seeded, data_path, len(train), model, batch_size)]
                     if model == "chollet-mnist":
-                        results.append(with_other_cpu_share(train_plain_pytorch, arguments, train, test, batch_size))
+                        results.append(with_other_cpu_share(train_plain_pytorch, seeded, train, test, batch_size))
                     for precision in arguments.konbu_precision:
                         for nproc in arguments.nproc:
-                            results.append(with_other_cpu_share(train_konbu, arguments, len(train), model,
+                            results.append(with_other_cpu_share(train_konbu, seeded, len(train), model,
                                                                 batch_size, precision, nproc))
                     for result in results:
                         rows.setdefault(result.name, []).append(result)
