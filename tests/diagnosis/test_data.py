@@ -84,6 +84,19 @@ def test_find_duplicates_names_each_planted_copy_and_nothing_else(digits):
     assert find_duplicates(train.images, test.images) == {"exact": [], "near": [], "candidates": 18}
 
 
+def test_find_duplicates_is_the_same_whatever_the_chunk_of_pairs(digits, monkeypatch):
+    """The pairs are compared PAIRS_PER_CHECK at a time; a test image whose candidates fall in
+    several chunks still gets its closest copy."""
+    train, test = digits
+    noise = torch.randint(-4, 5, (12, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    noisy = (relit(test.images[:12]) + noise).clamp(0, 255).to(torch.uint8)
+    planted = torch.cat([train.images, noisy, relit(test.images[:12])])   # the relit copies are the closer
+    whole = find_duplicates(planted, test.images)
+    assert [(t, r) for t, r, _, _ in whole["near"]] == [(i, len(train) + 12 + i) for i in range(12)]
+    monkeypatch.setattr("konbu.diagnosis.data.PAIRS_PER_CHECK", 1)
+    assert find_duplicates(planted, test.images) == whole
+
+
 # ---------------------------------------------------------------------------------------------
 # The findings, each from a run made to show it
 # ---------------------------------------------------------------------------------------------
