@@ -72,7 +72,7 @@ def test_importing_the_cli_and_building_every_help_loads_no_heavy_module():
     loaded = set(result["loaded"])
     assert not loaded & set(HEAVY), f"help imported {sorted(loaded & set(HEAVY))}"
     # help is click's plain text: typer's rich panels (and rich.markdown, which they import) took
-    # the slowest help from 0.31 to 0.62 s on an AVX2 laptop-class CPU
+    # the slowest help from 0.37 to 0.62 s on a 2-core AVX2 CPU
     assert "typer.rich_utils" not in loaded and "rich.markdown" not in loaded
 
 
