@@ -1,7 +1,8 @@
 """The data checks: test images planted in the training split (exact copies and re-lit ones) and
 training images with deliberately swapped labels, each in a folder dataset made from the embedded
 digits and found by a run trained on it; neither check fires on the healthy run. The hash and its
-band index are checked against a resized or re-lit copy and against brute force over all pairs.
+band index are checked against a resized or re-lit copy and against brute force over all pairs; the
+answer kept per pair of splits is read back only for the very same images.
 
     .venv/bin/python -m pytest -q tests/diagnosis/test_data.py
 """
@@ -15,8 +16,9 @@ from PIL import Image
 
 from konbu.data import load_data
 from konbu.diagnosis import BETTER, Context
+import konbu.diagnosis.data as data
 from konbu.diagnosis.data import (BANDS, MAX_HASH_DISTANCE, duplicates, find_duplicates, hamming, hash_neighbours,
-                                 label_errors, likely_label_errors, perceptual_hash)
+                                 known_duplicates, label_errors, likely_label_errors, perceptual_hash)
 
 
 def relit(images):
@@ -95,6 +97,28 @@ def test_find_duplicates_is_the_same_whatever_the_chunk_of_pairs(digits, monkeyp
     assert [(t, r) for t, r, _, _ in whole["near"]] == [(i, len(train) + 12 + i) for i in range(12)]
     monkeypatch.setattr("konbu.diagnosis.data.PAIRS_PER_CHECK", 1)
     assert find_duplicates(planted, test.images) == whole
+
+
+def test_the_duplicates_answer_is_kept_for_the_same_images_only(digits, monkeypatch, tmp_path):
+    train, test = digits
+    planted = torch.cat([train.images, test.images[:3], relit(test.images[3:6])])
+    monkeypatch.setenv("KONBU_HOME", str(tmp_path / "home"))
+    calls = []
+    monkeypatch.setattr(data, "find_duplicates", lambda *splits: calls.append(1) or find_duplicates(*splits))
+    found = known_duplicates(planted, test.images)
+    assert found == find_duplicates(planted, test.images) and len(found["exact"]) == 3 and len(found["near"]) == 3
+    entries = list((tmp_path / "home" / "duplicates").glob("*.json"))
+    assert len(entries) == 1 and len(calls) == 1
+    assert known_duplicates(planted, test.images) == found and len(calls) == 1      # read back, not searched
+    changed = planted.clone()
+    changed[0, 0, 0, 0] ^= 1                                                         # one bit of one pixel
+    assert known_duplicates(changed, test.images) == found and len(calls) == 2
+    entries[0].write_text('{"exact": [[0')                                          # a damaged entry
+    assert known_duplicates(planted, test.images) == found and len(calls) == 3
+    assert known_duplicates(planted, test.images) == found and len(calls) == 3      # written whole again
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("KONBU_HOME", str(tmp_path / "file"))                        # a home that can't be written
+    assert known_duplicates(planted, test.images) == found and len(calls) == 4
 
 
 # ---------------------------------------------------------------------------------------------
