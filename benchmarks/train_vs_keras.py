@@ -22,8 +22,9 @@ allocator and oneDNN kernels), so it is printed apart; `run s` is konbu's whole 
 processes' start-up included. These machines are shared and noisy (one Keras run's epochs ranged
 2,800-6,300 images/s): --repeats R trains every row R times, interleaved, and the headline figure
 is each row's fastest epoch, the mean beside it. Repeat r uses seed --seed + r in every row, and
-a row's test accuracy is the mean over its repeats: one seed of 80 steps moves it by points. Nothing here asserts a timing; the targets
-(konbu/Keras >= 2.0 in fp32 and in bf16, accuracy no lower than Keras's) are reported, not enforced.
+a row's test accuracy is the mean over its repeats: one seed of 80 steps moves it by points.
+Nothing here asserts a timing; the targets (konbu/Keras >= 2.0 in fp32 and in bf16, accuracy no
+lower than Keras's) are reported, not enforced.
 """
 
 import argparse

@@ -264,6 +264,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
         # Train: each epoch, then validate, keep the best weights, checkpoint
         images, labels = train.images.to(device), train.labels.to(device)
         stop = None
+
         def wrapped():
             """What a step calls: the model, or DDP around it, compiled with --compile. Built again
             whenever what trains changes, since DDP reduces the gradients of what trained when built."""
