@@ -95,7 +95,7 @@ def test_find_duplicates_is_the_same_whatever_the_chunk_of_pairs(digits, monkeyp
     planted = torch.cat([train.images, noisy, relit(test.images[:12])])   # the relit copies are the closer
     whole = find_duplicates(planted, test.images)
     assert [(t, r) for t, r, _, _ in whole["near"]] == [(i, len(train) + 12 + i) for i in range(12)]
-    monkeypatch.setattr("konbu.diagnosis.data.PAIRS_PER_CHECK", 1)
+    monkeypatch.setattr(data, "PAIRS_PER_CHECK", 1)
     assert find_duplicates(planted, test.images) == whole
 
 
