@@ -132,7 +132,7 @@ def keep_freed_memory() -> bool:
     OS: without this, each step's megabyte-sized activations and gradients come from fresh pages
     (munmap, trim, then page faults zeroing them again), 2,000 faults a step for chollet-mnist at
     batch 64. On a 2-core AVX2 EPYC that took its step from 23-27 ms to 17-22 ms; on an AVX512-BF16
-    EPYC it was within noise (README, Benchmarks). The process keeps its peak heap until it exits,
+    EPYC it was within noise (benchmarks/HISTORY.md). The process keeps its peak heap until it exits,
     which a training process reaches anyway. Returns whether it applied (glibc only)."""
     if not has_glibc():
         return False

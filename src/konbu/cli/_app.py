@@ -21,7 +21,7 @@ from rich.markup import escape
 from ..errors import KonbuError
 
 # Help is click's plain text, not typer's rich panels: drawing the panels, and importing rich.markdown
-# for them, took the slowest `--help` from 0.37 to 0.62 s on a 2-core AVX2 CPU (README, Benchmarks).
+# for them, took the slowest `--help` from 0.37 to 0.62 s on a 2-core AVX2 CPU (benchmarks/HISTORY.md).
 PLAIN_HELP = dict(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 app = typer.Typer(no_args_is_help=True, **PLAIN_HELP,
