@@ -29,7 +29,8 @@ def test_the_quick_run_goes_through_every_stage_and_writes_its_figures(tmp_path)
     figures = json.loads((tmp_path / "gpu.json").read_text())
     assert figures["machine"]["torch"] == torch.__version__ and figures["machine"]["device"] == "cpu"
     for stage in ("first-run", "fast-mnist"):
-        assert figures[stage]["wall_s"] >= figures[stage]["training_s"] > 0
+        # three steps: the training seconds, rounded to 0.01, may be 0 on a fast machine; the wall is not
+        assert figures[stage]["wall_s"] > 0 and figures[stage]["wall_s"] >= figures[stage]["training_s"] >= 0
         assert 0.0 <= figures[stage]["test_accuracy"] <= 1.0
     chollet = figures["chollet-mnist"]   # two real epochs of the sample: it learns even in a smoke run
     assert chollet["konbu_images_per_s"] > 0 and chollet["plain_pytorch_images_per_s"] > 0
