@@ -256,6 +256,11 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
             save_checkpoint(run_dir / CHECKPOINT_DIR, parts.model, parts.optimizer, parts.schedule, state,
                             ema=parts.ema, tensors=tensors, lookahead=parts.lookahead)
 
+        def interrupted():   # run.json says so and the listeners hear it; the caller re-raises
+            if world.main:
+                mark_interrupted(run_dir, info, progress.step)
+            emit(Event("interrupted", dict(step=progress.step, epoch=progress.epoch, run_dir=str(run_dir))))
+
         emit(Event("start", dict(config=config.to_dict(), device=str(device), precision=precision, n_train=len(train),
                                  n_val=len(val) if val else 0, epochs=last_epoch, total_steps=parts.settings.last_step,
                                  run_dir=str(run_dir), steps_per_epoch=math.ceil(len(train) / config.batch_size),
@@ -316,9 +321,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
         except KeyboardInterrupt:
             if stop is None:                     # last.ckpt: the steps done so far; resume continues from there
                 checkpoint()
-            if world.main:
-                info = mark_interrupted(run_dir, info, progress.step)
-            emit(Event("interrupted", dict(step=progress.step, epoch=progress.epoch, run_dir=str(run_dir))))
+            interrupted()
             raise
         if not world.main:                       # rank 0 alone evaluates, calibrates and reports
             return None
@@ -329,8 +332,7 @@ def _fit(config: TrainConfig, run_dir: Path, resume: bool, listeners, quiet, wor
         try:
             run = _finish(run_dir, info, config, parts, monitor, history, progress, stop, test, val, device, emit)
         except KeyboardInterrupt:
-            info = mark_interrupted(run_dir, info, progress.step)
-            emit(Event("interrupted", dict(step=progress.step, epoch=progress.epoch, run_dir=str(run_dir))))
+            interrupted()
             raise
     emit(Event("end", dict(final=run.info["final"], best_epoch=monitor.best_epoch, seconds=progress.total_seconds,
                            run_dir=str(run_dir), info=run.info)))
